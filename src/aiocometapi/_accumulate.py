@@ -1,0 +1,189 @@
+"""Chunks of a streamed completion -> the ChatCompletion they add up to, in O(total size)."""
+
+from __future__ import annotations
+
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionTokenLogprob,
+    Choice,
+    ChoiceDeltaToolCall,
+    ChoiceLogprobs,
+    Function,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["Accumulator"]
+
+# Chunks are kept as they come and folded in batches: appending costs next to nothing on the
+# per-chunk path, and folding every so often keeps memory bounded on long streams.
+_FOLD_EVERY = 512
+
+
+class _ToolCallParts:
+    __slots__ = ("arguments", "id", "name", "type")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.type: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def build(self) -> ToolCall:
+        return ToolCall(
+            id=self.id or "",
+            type=self.type or "function",
+            function=Function(name=self.name or "", arguments="".join(self.arguments)),
+        )
+
+
+class _ChoiceParts:
+    __slots__ = (
+        "content",
+        "finish_reason",
+        "logprobs",
+        "reasoning",
+        "refusal",
+        "refusal_logprobs",
+        "role",
+        "tool_calls",
+    )
+
+    def __init__(self) -> None:
+        self.role: str | None = None
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.reasoning: list[str] = []
+        self.tool_calls: dict[int, _ToolCallParts] = {}
+        self.finish_reason: str | None = None
+        self.logprobs: list[ChatCompletionTokenLogprob] | None = None
+        self.refusal_logprobs: list[ChatCompletionTokenLogprob] | None = None
+
+    def add_tool_call(self, delta: ChoiceDeltaToolCall) -> None:
+        calls = self.tool_calls
+        index = delta.index
+        if index is None:
+            # Providers that omit the index (Gemini routes) send each call whole; a fragment
+            # that repeats a known id, or carries no id at all, continues an earlier call.
+            index = self._index_of(delta.id)
+        parts = calls.get(index)
+        if parts is None:
+            parts = calls[index] = _ToolCallParts()
+        # id, type and name are set once: some providers repeat them in every fragment.
+        if delta.id and parts.id is None:
+            parts.id = delta.id
+        if delta.type and parts.type is None:
+            parts.type = delta.type
+        function = delta.function
+        if function is not None:
+            if function.name and parts.name is None:
+                parts.name = function.name
+            if function.arguments:
+                parts.arguments.append(function.arguments)
+
+    def _index_of(self, call_id: str | None) -> int:
+        calls = self.tool_calls
+        if call_id:
+            for index, parts in calls.items():
+                if parts.id == call_id:
+                    return index
+            return max(calls, default=-1) + 1
+        return max(calls, default=0)
+
+    def build(self, index: int) -> Choice:
+        content = "".join(self.content)
+        refusal = "".join(self.refusal)
+        reasoning = "".join(self.reasoning)
+        tool_calls = [self.tool_calls[i].build() for i in sorted(self.tool_calls)]
+        logprobs = None
+        if self.logprobs is not None or self.refusal_logprobs is not None:
+            logprobs = ChoiceLogprobs(content=self.logprobs, refusal=self.refusal_logprobs)
+        return Choice(
+            index=index,
+            message=ChatCompletionMessage(
+                role=self.role or "assistant",
+                content=content or None,
+                refusal=refusal or None,
+                reasoning_content=reasoning or None,
+                tool_calls=tool_calls or None,
+            ),
+            finish_reason=self.finish_reason,
+            logprobs=logprobs,
+        )
+
+
+class Accumulator:
+    """Collects the chunks of one stream; ``completion()`` assembles them at any point."""
+
+    __slots__ = ("_choices", "_first", "_pending", "_usage", "chunks_seen")
+
+    def __init__(self) -> None:
+        self._pending: list[ChatCompletionChunk] = []
+        self._choices: dict[int, _ChoiceParts] = {}
+        self._first: ChatCompletionChunk | None = None
+        self._usage: Usage | None = None
+        self.chunks_seen = 0
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        """Take one chunk (cheap: the work is done in batches)."""
+        pending = self._pending
+        pending.append(chunk)
+        if len(pending) >= _FOLD_EVERY:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if self._first is None:
+            self._first = pending[0]
+        self.chunks_seen += len(pending)
+        choices = self._choices
+        for chunk in pending:
+            if chunk.usage is not None:
+                self._usage = chunk.usage
+            for choice in chunk.choices:
+                parts = choices.get(choice.index)
+                if parts is None:
+                    parts = choices[choice.index] = _ChoiceParts()
+                delta = choice.delta
+                if delta.role and parts.role is None:
+                    parts.role = delta.role
+                if delta.content:
+                    parts.content.append(delta.content)
+                if delta.reasoning_content:
+                    parts.reasoning.append(delta.reasoning_content)
+                if delta.refusal:
+                    parts.refusal.append(delta.refusal)
+                if delta.tool_calls:
+                    for call in delta.tool_calls:
+                        parts.add_tool_call(call)
+                if choice.finish_reason is not None:
+                    parts.finish_reason = choice.finish_reason
+                logprobs = choice.logprobs
+                if logprobs is not None:
+                    if logprobs.content is not None:
+                        if parts.logprobs is None:
+                            parts.logprobs = []
+                        parts.logprobs.extend(logprobs.content)
+                    if logprobs.refusal is not None:
+                        if parts.refusal_logprobs is None:
+                            parts.refusal_logprobs = []
+                        parts.refusal_logprobs.extend(logprobs.refusal)
+
+    def completion(self, request_id: str | None = None) -> ChatCompletion:
+        """The completion the chunks so far add up to."""
+        self._fold()
+        first = self._first
+        return ChatCompletion(
+            id=first.id if first else "",
+            created=first.created if first else None,
+            model=first.model if first else "",
+            choices=[self._choices[i].build(i) for i in sorted(self._choices)],
+            usage=self._usage,
+            system_fingerprint=first.system_fingerprint if first else None,
+            service_tier=first.service_tier if first else None,
+            request_id=request_id,
+        )

@@ -1,0 +1,403 @@
+"""AsyncCometAPI: configuration, lifecycle, and the request path every resource goes through."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import msgspec
+
+from . import _retry
+from ._exceptions import (
+    APIResponseValidationError,
+    APITimeoutError,
+    ClientClosedError,
+    ConfigurationError,
+    request_id_from_headers,
+    status_error,
+)
+from ._streaming import AsyncStream
+from ._transport import Timeout, Transport
+from ._version import __version__
+from .types import ChatCompletion, ChatCompletionChunk
+
+if TYPE_CHECKING:
+    from .resources.chat import Chat
+    from .resources.models import Models
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncCometAPI", "RequestOptions"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+DEFAULT_MAX_RETRIES = 4
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def _check_header(name: str, value: str) -> None:
+    for text in (name, value):
+        if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in text):
+            raise ConfigurationError(
+                f"Header {name!r} contains a control character (CR, LF or similar); refused."
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _normalize_base_url(url: str) -> str:
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise ConfigurationError("base_url contains whitespace or a control character; refused.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        warnings.warn(
+            f"base_url {url!r} is plain http: the API key would cross the network unencrypted.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    """What a client and its ``with_options`` copies may differ in."""
+
+    api_key: str = field(repr=False)
+    base_url: str
+    timeout: Timeout
+    policy: _retry.RetryPolicy
+    headers: Mapping[str, str] = field(repr=False)
+    stream_headers: Mapping[str, str] = field(repr=False)
+    max_event_size: int
+
+
+class RequestOptions:
+    """Per-call settings resolved against the client's: headers, query, timeout, retries."""
+
+    __slots__ = ("headers", "params", "policy", "timeout")
+
+    def __init__(
+        self,
+        config: _Config,
+        *,
+        stream: bool,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        headers = config.stream_headers if stream else config.headers
+        if extra_headers:
+            for name, value in extra_headers.items():
+                _check_header(name, value)
+            headers = {**headers, **extra_headers}
+        self.headers = headers
+        self.params = extra_query or None
+        self.timeout = config.timeout if timeout is None else Timeout.of(timeout)
+        self.policy = config.policy
+        if max_retries is not None:
+            self.policy = _retry.RetryPolicy(
+                max_retries=_check_retries(max_retries),
+                initial_wait=config.policy.initial_wait,
+                max_wait=config.policy.max_wait,
+                max_retry_after=config.policy.max_retry_after,
+            )
+
+
+def _check_retries(value: int) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"max_retries must be a non-negative int, got {value!r}")
+    return value
+
+
+class AsyncCometAPI:
+    """The CometAPI client: ``client.chat.completions`` and ``client.models``.
+
+    Args:
+        api_key: The CometAPI key; defaults to the ``COMETAPI_KEY`` environment variable.
+        base_url: Defaults to ``COMETAPI_BASE_URL``, else ``https://api.cometapi.com/v1``.
+        timeout: Seconds, or a ``Timeout`` with each clock (connect, total, first_event, idle,
+            stream_total). Default: ``Timeout()``.
+        max_retries: Retries after a retryable failure (default 4: five tries in all).
+        max_connections: Size of the connection pool (default 100).
+        default_headers: Headers sent with every request.
+        trust_env: Honour ``HTTP(S)_PROXY`` / ``NO_PROXY`` and ``.netrc`` (default True).
+        max_event_size: Largest single stream event accepted, in bytes.
+
+    Raises:
+        ConfigurationError: no key, or a malformed base URL or header.
+    """
+
+    chat: Chat
+    models: Models
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        max_connections: int = 100,
+        default_headers: Mapping[str, str] | None = None,
+        trust_env: bool = True,
+        max_event_size: int = 16 * 1024 * 1024,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
+        if key is None or not key.strip():
+            raise ConfigurationError(
+                "No API key: pass api_key=... to AsyncCometAPI() or set the COMETAPI_KEY "
+                "environment variable (keys are at https://api.cometapi.com/console/token)."
+            )
+        key = key.strip()
+        url = base_url or os.environ.get("COMETAPI_BASE_URL") or DEFAULT_BASE_URL
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"aiocometapi/{__version__}",
+        }
+        for name, value in (default_headers or {}).items():
+            _check_header(name, value)
+            headers[name] = value
+        _check_header("Authorization", headers["Authorization"])
+        config = _Config(
+            api_key=key,
+            base_url=_normalize_base_url(url),
+            timeout=Timeout.of(timeout),
+            policy=_retry.RetryPolicy(
+                max_retries=_check_retries(
+                    DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+                )
+            ),
+            headers=headers,
+            stream_headers={**headers, "Accept": "text/event-stream"},
+            max_event_size=max_event_size,
+        )
+        self._init(config, Transport(max_connections=max_connections, trust_env=trust_env), True)
+
+    def _init(self, config: _Config, transport: Transport, owner: bool) -> None:
+        from .resources.chat import Chat
+        from .resources.models import Models
+
+        self._config = config
+        self._transport = transport
+        self._owner = owner
+        self._default_options = (
+            RequestOptions(config, stream=False),
+            RequestOptions(config, stream=True),
+        )
+        self.chat = Chat(self)
+        self.models = Models(self)
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        return self._config.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._config.policy.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncCometAPI:
+        """A copy with other defaults that shares this client's connection pool.
+
+        The copy borrows the pool: closing it does nothing, closing this client closes both.
+        """
+        config = self._config
+        if timeout is not None:
+            config = replace(config, timeout=Timeout.of(timeout))
+        if max_retries is not None:
+            config = replace(
+                config, policy=replace(config.policy, max_retries=_check_retries(max_retries))
+            )
+        if default_headers:
+            for name, value in default_headers.items():
+                _check_header(name, value)
+            config = replace(
+                config,
+                headers={**config.headers, **default_headers},
+                stream_headers={**config.stream_headers, **default_headers},
+            )
+        copy = object.__new__(AsyncCometAPI)
+        copy._init(config, self._transport, False)
+        return copy
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncCometAPI(base_url={self._config.base_url!r}, api_key='***', "
+            f"state={self._transport.state!r})"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        """Close the connection pool (idempotent). A ``with_options`` copy closes nothing."""
+        if self._owner:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncCometAPI:
+        if self._transport.state == "closed":
+            raise ClientClosedError("This client was closed with aclose(); create a new one.")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ the request path
+
+    def _options(
+        self,
+        *,
+        stream: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> RequestOptions:
+        return RequestOptions(
+            self._config,
+            stream=stream,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        decoder: msgspec.json.Decoder[T],
+        options: RequestOptions,
+        body: bytes | None = None,
+    ) -> T:
+        """Send a request (with retries) and decode its JSON answer."""
+        transport = self._transport
+        url = self._config.base_url + path
+
+        async def attempt() -> T:
+            reply = await transport.send(
+                method,
+                url,
+                headers=options.headers,
+                body=body,
+                timeout=options.timeout,
+                params=options.params,
+            )
+            if reply.status >= 300:
+                raise status_error(reply.status, reply.headers, reply.body)
+            try:
+                result = decoder.decode(reply.body)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                text = reply.body[:2000].decode("utf-8", errors="replace")
+                raise APIResponseValidationError(
+                    f"The response is not the JSON the API promises ({exc}); it starts: "
+                    f"{text[:200]!r}",
+                    body=text,
+                    status_code=reply.status,
+                    request_id=request_id_from_headers(reply.headers),
+                ) from exc
+            if isinstance(result, ChatCompletion):
+                result.request_id = request_id_from_headers(reply.headers)
+            return result
+
+        return await _retry.run_with_retries(attempt, options.policy)
+
+    async def _stream(
+        self,
+        path: str,
+        *,
+        decoder: msgspec.json.Decoder[Any],
+        options: RequestOptions,
+        body: bytes,
+    ) -> AsyncStream[ChatCompletionChunk]:
+        """Send a streaming request (with retries) and return once its headers arrived."""
+        transport = self._transport
+        url = self._config.base_url + path
+        timeout = options.timeout
+        headers_deadline = min(
+            (t for t in (timeout.first_event, timeout.stream_total) if t is not None),
+            default=None,
+        )
+
+        async def attempt() -> Any:
+            with anyio.fail_after(headers_deadline):
+                source = await transport.open(
+                    "POST",
+                    url,
+                    headers=options.headers,
+                    body=body,
+                    timeout=timeout,
+                    params=options.params,
+                )
+                if source.status >= 300:
+                    try:
+                        raw = await source.read_all()
+                    finally:
+                        source.abort()
+                    raise status_error(source.status, source.headers, raw)
+            return source, source.headers, request_id_from_headers(source.headers)
+
+        async def timed_attempt() -> Any:
+            try:
+                return await attempt()
+            except TimeoutError as exc:
+                which = "first_event" if headers_deadline == timeout.first_event else "stream_total"
+                raise APITimeoutError(
+                    f"No response headers within {headers_deadline:g} s "
+                    f"(the '{which}' clock).",
+                    which=which,
+                ) from exc
+
+        started = anyio.current_time()
+        source, headers, request_id = await _retry.run_with_retries(timed_attempt, options.policy)
+        return AsyncStream(
+            source,
+            decoder=decoder,
+            timeout=timeout,
+            started=started,
+            headers=headers,
+            request_id=request_id,
+            max_event_size=self._config.max_event_size,
+            reopen=timed_attempt,
+            policy=options.policy,
+        )
+
+    def _check_open(self) -> None:
+        if self._transport.state == "closed":
+            raise ClientClosedError("This client was closed with aclose(); create a new one.")

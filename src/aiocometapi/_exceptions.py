@@ -1,0 +1,282 @@
+"""The errors aiocometapi raises; every one is a ``CometAPIError``.
+
+::
+
+    CometAPIError
+    ├── ConfigurationError          bad client set-up: no key, bad base URL, bad header
+    ├── ClientClosedError           a call on a client after aclose()
+    ├── CompatibilityError          compat="strict": a parameter the model family does not take
+    ├── APIConnectionError          the request did not get an answer
+    │   └── APITimeoutError         ... because a clock ran out (``which`` names it)
+    ├── APIStatusError              the server answered with an error status
+    │   ├── BadRequestError             400
+    │   ├── AuthenticationError         401
+    │   ├── PermissionDeniedError       403
+    │   ├── NotFoundError               404
+    │   ├── ConflictError               409
+    │   ├── UnprocessableEntityError    422
+    │   ├── RateLimitError              429
+    │   └── InternalServerError         5xx
+    ├── APIResponseValidationError  a 2xx body that is not the expected JSON
+    └── StreamError                 an error inside a stream (error event, bad chunk)
+        └── IncompleteStreamError   the stream ended before ``[DONE]``; ``partial`` holds what came
+
+Foreign exceptions (aiohttp, msgspec, asyncio timeouts) are converted where they arise and
+chained with ``from``; none escapes to the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .types import ErrorObject
+
+if TYPE_CHECKING:
+    from .types import ChatCompletion
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "CometAPIError",
+    "CompatibilityError",
+    "ConfigurationError",
+    "ConflictError",
+    "IncompleteStreamError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "StreamError",
+    "UnprocessableEntityError",
+]
+
+_REQUEST_ID_SUFFIX = re.compile(r"\(request id: ?([^)\s]+)\)")
+
+
+def request_id_from_message(message: str | None) -> str | None:
+    """Return the id in CometAPI's "(request id: ...)" message suffix, if there is one."""
+    if not message or "request id" not in message:
+        return None
+    found = _REQUEST_ID_SUFFIX.search(message)
+    return found.group(1) if found else None
+
+
+class CometAPIError(Exception):
+    """Base of every error this package raises."""
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(CometAPIError, ValueError):
+    """The client cannot be built as asked (no API key, a malformed base URL or header)."""
+
+
+class ClientClosedError(CometAPIError, RuntimeError):
+    """A request was made on a client whose ``aclose()`` already ran."""
+
+
+class CompatibilityError(CometAPIError, ValueError):
+    """``compat="strict"``: the request uses a parameter its model family does not accept."""
+
+
+class APIConnectionError(CometAPIError):
+    """No usable answer arrived: refused, reset, dropped or otherwise failed connection."""
+
+    def __init__(self, message: str = "Connection error.", *, request_id: str | None = None):
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class APITimeoutError(APIConnectionError):
+    """A clock ran out. ``which`` is one of ``connect``, ``total``, ``first_event``, ``idle``."""
+
+    def __init__(self, message: str = "Request timed out.", *, which: str = "total") -> None:
+        super().__init__(message)
+        self.which = which
+
+
+class APIResponseValidationError(CometAPIError):
+    """A successful status whose body is not the JSON the API promises; ``body`` is the raw text."""
+
+    def __init__(self, message: str, *, body: str, status_code: int = 200,
+                 request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.body = body
+        self.status_code = status_code
+        self.request_id = request_id
+
+
+class APIStatusError(CometAPIError):
+    """The server answered with an error status (4xx or 5xx, or an unexpected 3xx)."""
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.body = body
+        self.code = code
+        self.type = type
+        self.param = param
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"Error code: {self.status_code} - {self.message}"
+
+
+class BadRequestError(APIStatusError):
+    """400: the request is malformed or has a bad parameter."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such path or model."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the server's state (retried)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request is well-formed but cannot be processed."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests or tokens; ``headers`` holds the server's ``Retry-After``."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the gateway or the provider behind it failed."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The most specific ``APIStatusError`` subclass for an HTTP status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+class StreamError(CometAPIError):
+    """An error inside a streamed response: an error event, or a chunk that is not valid JSON."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        partial: ChatCompletion | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.type = type
+        self.param = param
+        self.request_id = request_id
+        self.partial = partial
+        """What had been assembled from the chunks received before the error."""
+
+
+class IncompleteStreamError(StreamError):
+    """The stream ended before ``data: [DONE]``; ``partial`` is the completion assembled so far."""
+
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-oneapi-request-id", "cf-ray")
+
+
+def request_id_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The request id a response's headers carry, if any (header names are case-insensitive)."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: ErrorObject | str | None = None
+    message: str | None = None
+
+
+def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+    """The error for an error answer, from its ``{"error": {...}}`` body or its raw text."""
+    text = body.decode("utf-8", errors="replace")
+    decoded: Any = None
+    message = code = type_ = param = None
+    try:
+        decoded = msgspec.json.decode(body)
+        envelope = msgspec.convert(decoded, _ErrorBody)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        envelope = None
+    if envelope is not None and isinstance(envelope.error, ErrorObject):
+        error = envelope.error
+        message = error.message
+        code = None if error.code is None else str(error.code)
+        type_, param = error.type, error.param
+    elif envelope is not None and isinstance(envelope.error, str):
+        message = envelope.error
+    elif envelope is not None and envelope.message:
+        message = envelope.message
+    if not message:
+        snippet = " ".join(text[:300].split())
+        message = snippet or "(empty body)"
+        if 300 <= status < 400:
+            message = f"unexpected redirect to {headers.get('location', '?')}: {message}"
+    request_id = request_id_from_headers(headers) or request_id_from_message(message)
+    return status_error_class(status)(
+        message,
+        status_code=status,
+        headers=headers,
+        body=decoded if decoded is not None else text,
+        code=code,
+        type=type_,
+        param=param,
+        request_id=request_id,
+    )

@@ -1,0 +1,151 @@
+"""The one tenacity boundary: which failures are retried, how long to wait, and the test switch."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from ._exceptions import APIConnectionError, APIStatusError
+
+__all__ = ["RetryPolicy", "instant_retries", "is_retryable", "retry_after", "run_with_retries"]
+
+T = TypeVar("T")
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# CometAPI answers some client errors with a 5xx; retrying those only repeats the mistake.
+NON_RETRYABLE_CODES = frozenset(
+    {"invalid_request", "invalid_request_error", "model_not_found", "invalid_api_key",
+     "insufficient_quota", "context_length_exceeded"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times to retry, and the bounds on the waits in between (seconds)."""
+
+    max_retries: int = 4
+    """Retries after the first try: 4 gives CometAPI's recommended 5 tries in all."""
+    initial_wait: float = 0.5
+    max_wait: float = 8.0
+    max_retry_after: float = 60.0
+    """A server's ``Retry-After`` longer than this is cut to it."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failed attempt is worth another try."""
+    if isinstance(exc, APIStatusError):
+        status = exc.status_code
+        if status in RETRYABLE_STATUSES:
+            return True
+        return status >= 500 and exc.code not in NON_RETRYABLE_CODES
+    return isinstance(exc, APIConnectionError)
+
+
+def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The wait a server asked for, from ``retry-after-ms`` or ``Retry-After`` (seconds or date)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(value) / 1000.0)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def backoff(policy: RetryPolicy, retry_number: int) -> float:
+    """Exponential back-off with jitter for the ``retry_number``-th retry (1-based)."""
+    base = min(policy.max_wait, policy.initial_wait * 2.0 ** (retry_number - 1))
+    return base * (1.0 - 0.25 * random.random())
+
+
+def wait_for(policy: RetryPolicy, exc: BaseException | None, retry_number: int) -> float:
+    """The wait before the next try: the server's ``Retry-After`` if it gave one, else back-off."""
+    if isinstance(exc, APIStatusError):
+        asked = retry_after(exc.headers)
+        if asked is not None:
+            return min(asked, policy.max_retry_after)
+    return backoff(policy, retry_number)
+
+
+_recorded_waits: list[float] | None = None
+
+
+@contextlib.contextmanager
+def instant_retries() -> Iterator[list[float]]:
+    """Within this block retry waits take no time; yields the list of waits that were asked for.
+
+    Meant for tests: ``with instant_retries() as waits: ...; assert waits == [2.0]``.
+    """
+    global _recorded_waits
+    previous, _recorded_waits = _recorded_waits, []
+    try:
+        yield _recorded_waits
+    finally:
+        _recorded_waits = previous
+
+
+async def sleep(seconds: float) -> None:
+    """Sleep for a retry wait, or only record it inside ``instant_retries()``."""
+    if _recorded_waits is not None:
+        _recorded_waits.append(seconds)
+        await anyio.sleep(0)
+    else:
+        await anyio.sleep(seconds)
+
+
+async def run_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    before_sleep: Callable[[BaseException, float], None] | None = None,
+) -> T:
+    """Await ``attempt()``, retrying retryable failures under ``policy``; re-raise the last one."""
+    # The first try runs outside tenacity: it is the common case, and skipping the retry
+    # machinery there saves ~20 µs per request.
+    try:
+        return await attempt()
+    except (APIStatusError, APIConnectionError) as exc:
+        if policy.max_retries <= 0 or not is_retryable(exc):
+            raise
+        first_failure: BaseException | None = exc
+
+    async def again() -> T:
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        return await attempt()
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        seconds = wait_for(policy, exc, state.attempt_number)
+        if before_sleep is not None and exc is not None:
+            before_sleep(exc, seconds)
+        return seconds
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.max_retries + 1),
+        wait=wait,
+        retry=retry_if_exception(is_retryable),
+        sleep=sleep,
+        reraise=True,
+    )
+    return await retrying(again)

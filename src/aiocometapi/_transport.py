@@ -1,0 +1,308 @@
+"""The one aiohttp boundary: the session, sending a request, and turning aiohttp's errors into ours."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+import aiohttp
+import anyio
+import yarl
+
+from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError
+
+__all__ = ["Reply", "StreamBody", "Timeout", "Transport"]
+
+DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """The clocks of a request, in seconds; ``None`` switches a clock off.
+
+    A plain number given where a ``Timeout`` is expected means "nothing takes longer than this":
+    ``Timeout.of(30)`` caps every clock, the whole of a stream included, at 30 s.
+    """
+
+    total: float | None = 600.0
+    """A non-streaming request, from sending to the last byte of its answer."""
+    connect: float | None = 10.0
+    """Getting a connection from the pool or opening one."""
+    first_event: float | None = 120.0
+    """A stream, from sending the request to its first data event (keep-alive comments do not
+    count)."""
+    idle: float | None = 60.0
+    """A stream, the longest wait for the next data event while the caller waits for it."""
+    stream_total: float | None = None
+    """A stream, from sending the request to its end."""
+
+    @classmethod
+    def of(cls, value: float | Timeout | None) -> Timeout:
+        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults)."""
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, Timeout):
+            return value
+        seconds = float(value)
+        if seconds <= 0:
+            raise ConfigurationError(f"timeout must be positive, got {value!r}")
+        return cls(
+            total=seconds,
+            connect=min(seconds, 10.0),
+            first_event=seconds,
+            idle=seconds,
+            stream_total=seconds,
+        )
+
+
+DEFAULT_TIMEOUT = Timeout()
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(timeout: Timeout, stream: bool) -> aiohttp.ClientTimeout:
+    # aiohttp's own clocks: its total would cut long streams, so a stream gets only connect.
+    if stream:
+        return aiohttp.ClientTimeout(total=None, connect=timeout.connect, sock_read=None)
+    return aiohttp.ClientTimeout(total=timeout.total, connect=timeout.connect, sock_read=None)
+
+
+class Reply:
+    """A fully read response."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class StreamBody:
+    """A response whose headers arrived and whose body is read piece by piece."""
+
+    __slots__ = ("_content", "_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self._content = response.content
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        """The next bytes of the body, as they arrive; ``b""`` at its end."""
+        try:
+            return await self._content.readany()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            _raise_converted(exc)
+
+    async def read_all(self, limit: int = DEFAULT_MAX_BODY_SIZE) -> bytes:
+        """The rest of the body (for error answers), cut at ``limit`` bytes."""
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:
+            piece = await self.read()
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+        return b"".join(parts)[:limit]
+
+    async def drain(self, limit: float = 2.0) -> None:
+        """Read what is left of the body so the connection can go back to the pool.
+
+        A server that keeps the body open after the stream's end gets ``limit`` seconds,
+        then the connection is closed instead.
+        """
+        content = self._content
+        if content.at_eof():
+            self._response.release()
+            return
+        try:
+            with anyio.fail_after(limit):
+                while await content.readany():
+                    pass
+        except (aiohttp.ClientError, OSError, TimeoutError, asyncio.TimeoutError):
+            self._response.close()
+            return
+        self._response.release()
+
+    def abort(self) -> None:
+        """Close the connection now; a pending ``read()`` fails at once."""
+        self._response.close()
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+class Transport:
+    """One aiohttp session, created lazily inside the running event loop, and its connection pool."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        trust_env: bool = True,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if max_connections < 1:
+            raise ConfigurationError(f"max_connections must be at least 1, got {max_connections}")
+        self.max_connections = max_connections
+        self.trust_env = trust_env
+        self.max_body_size = max_body_size
+        self._session: aiohttp.ClientSession | None = None
+        self._state = _State.UNOPENED
+        self._urls: dict[str, yarl.URL] = {}
+
+    @property
+    def state(self) -> str:
+        """``"unopened"``, ``"opened"`` or ``"closed"``."""
+        return self._state.value
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError("This client was closed with aclose(); create a new one.")
+        connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=self.trust_env, auto_decompress=True
+        )
+        self._state = _State.OPENED
+        return self._session
+
+    def pool(self) -> tuple[int, int]:
+        """Connections ``(in use, idle in the pool)``; ``(0, 0)`` before the first request."""
+        if self._session is None or self._session.closed:
+            return (0, 0)
+        connector = self._session.connector
+        # aiohttp has no public counter for these; both attributes exist since aiohttp 3.0.
+        in_use = len(getattr(connector, "_acquired", ()))
+        idle = sum(len(v) for v in getattr(connector, "_conns", {}).values())
+        return (in_use, idle)
+
+    async def aclose(self) -> None:
+        """Close the session and every pooled connection; later calls do nothing."""
+        session, self._session = self._session, None
+        self._state = _State.CLOSED
+        if session is not None and not session.closed:
+            await session.close()
+
+    def _url(self, url: str) -> yarl.URL:
+        # Parsing a URL costs microseconds; a client calls the same few over and over.
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) > 256:
+                self._urls.clear()
+            parsed = self._urls[url] = yarl.URL(url)
+        return parsed
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,
+        stream: bool,
+        params: Mapping[str, str] | None,
+    ) -> aiohttp.ClientResponse:
+        session = self._session
+        if session is None or self._state is not _State.OPENED:
+            session = self._open()
+        try:
+            return await session.request(
+                method,
+                self._url(url),
+                headers=headers,
+                data=body,
+                params=params,
+                timeout=_client_timeout(timeout, stream),
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            _raise_converted(exc)
+        except RuntimeError as exc:
+            if session.closed:
+                raise ClientClosedError("This client was closed while the request was made.") from exc
+            raise
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send a request and read its whole answer."""
+        response = await self._send(
+            method, url, headers=headers, body=body, timeout=timeout, stream=False, params=params
+        )
+        try:
+            length = response.content_length
+            if length is not None and length <= self.max_body_size:
+                data = await response.read()
+            else:
+                data = await StreamBody(response).read_all(self.max_body_size + 1)
+                if len(data) > self.max_body_size:
+                    raise APIConnectionError(
+                        f"The response body is over {self.max_body_size} bytes; refused. "
+                        "Raise max_body_size on the client if this answer is expected."
+                    )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            response.close()
+            _raise_converted(exc)
+        except BaseException:
+            response.close()
+            raise
+        response.release()
+        return Reply(response.status, response.headers, data)
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        params: Mapping[str, str] | None = None,
+    ) -> StreamBody:
+        """Send a request and return once its headers arrived; the body is read by the caller."""
+        response = await self._send(
+            method, url, headers=headers, body=body, timeout=timeout, stream=True, params=params
+        )
+        return StreamBody(response)
+
+
+def _raise_converted(exc: BaseException) -> NoReturn:
+    """Raise the aiocometapi error for an aiohttp / OS / timeout error, chained to it."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        raise APITimeoutError(
+            "Timed out connecting to the server (the 'connect' clock).", which="connect"
+        ) from exc
+    if isinstance(exc, asyncio.TimeoutError):
+        raise APITimeoutError(
+            "The request timed out (the 'total' clock).", which="total"
+        ) from exc
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        raise APIConnectionError(
+            f"Could not connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+        ) from exc
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        raise APIConnectionError(
+            "The server closed the connection before the response was complete."
+        ) from exc
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        raise APIConnectionError(f"The response body was cut off: {exc}") from exc
+    if isinstance(exc, aiohttp.InvalidURL):
+        raise ConfigurationError(f"Invalid URL: {exc}") from exc
+    raise APIConnectionError(f"Connection error: {exc or type(exc).__name__}") from exc

@@ -1,0 +1,331 @@
+"""msgspec Structs for chat-completion requests, responses and stream chunks.
+
+Field names mirror OpenAI's, so code written against the ``openai`` package reads the same.
+Response types are tolerant: unknown fields are ignored (gateways add their own), and every
+field a provider may leave out defaults to ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal, Union
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+__all__ = [
+    "AssistantMessage",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionTokenLogprob",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
+    "ChoiceLogprobs",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "ContentPart",
+    "DeveloperMessage",
+    "ErrorObject",
+    "Function",
+    "FunctionDefinition",
+    "FunctionTool",
+    "ImageURL",
+    "ImagePart",
+    "InputAudio",
+    "InputAudioPart",
+    "JSONSchema",
+    "Message",
+    "Model",
+    "ModelList",
+    "NamedToolChoice",
+    "NamedToolChoiceFunction",
+    "PromptTokensDetails",
+    "ResponseFormatJSONObject",
+    "ResponseFormatJSONSchema",
+    "ResponseFormatText",
+    "StreamOptions",
+    "SystemMessage",
+    "TextPart",
+    "ToolCall",
+    "ToolMessage",
+    "TopLogprob",
+    "UNSET",
+    "Usage",
+    "UserMessage",
+]
+
+
+class _Request(Struct, kw_only=True, omit_defaults=True):
+    """Base of the request-side Structs: fields left at their default are not sent."""
+
+
+class _Response(Struct, kw_only=True):
+    """Base of the response-side Structs (unknown fields are ignored by msgspec)."""
+
+
+# --------------------------------------------------------------------------- request content
+
+
+class TextPart(_Request, tag_field="type", tag="text"):
+    text: str
+
+
+class ImageURL(_Request):
+    url: str
+    detail: Literal["auto", "low", "high"] | UnsetType = UNSET
+
+
+class ImagePart(_Request, tag_field="type", tag="image_url"):
+    image_url: ImageURL
+
+
+class InputAudio(_Request):
+    data: str
+    """Base64-encoded audio."""
+    format: Literal["wav", "mp3"]
+
+
+class InputAudioPart(_Request, tag_field="type", tag="input_audio"):
+    input_audio: InputAudio
+
+
+ContentPart = Union[TextPart, ImagePart, InputAudioPart]
+
+
+class Function(_Response):
+    """The function a tool call invokes: its name and its JSON-encoded arguments."""
+
+    name: str = ""
+    arguments: str = ""
+
+
+class ToolCall(_Response):
+    id: str = ""
+    type: str = "function"
+    function: Function = msgspec.field(default_factory=Function)
+
+
+class SystemMessage(_Request, tag_field="role", tag="system"):
+    content: str | list[TextPart]
+    name: str | UnsetType = UNSET
+
+
+class DeveloperMessage(_Request, tag_field="role", tag="developer"):
+    content: str | list[TextPart]
+    name: str | UnsetType = UNSET
+
+
+class UserMessage(_Request, tag_field="role", tag="user"):
+    content: str | list[ContentPart]
+    name: str | UnsetType = UNSET
+
+
+class AssistantMessage(_Request, tag_field="role", tag="assistant"):
+    content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCall] | UnsetType = UNSET
+    refusal: str | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+
+
+class ToolMessage(_Request, tag_field="role", tag="tool"):
+    content: str | list[TextPart]
+    tool_call_id: str
+
+
+Message = Union[
+    SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage, dict[str, Any]
+]
+"""A message of the conversation: one of the Structs above, or a plain dict of the same shape."""
+
+
+# --------------------------------------------------------------------------- request options
+
+
+class FunctionDefinition(_Request):
+    name: str
+    description: str | UnsetType = UNSET
+    parameters: dict[str, Any] | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
+
+
+class FunctionTool(_Request, tag_field="type", tag="function"):
+    function: FunctionDefinition
+
+
+class NamedToolChoiceFunction(_Request):
+    name: str
+
+
+class NamedToolChoice(_Request, tag_field="type", tag="function"):
+    function: NamedToolChoiceFunction
+
+
+class JSONSchema(_Request):
+    name: str
+    schema: dict[str, Any] | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
+
+
+class ResponseFormatText(_Request, tag_field="type", tag="text"):
+    pass
+
+
+class ResponseFormatJSONObject(_Request, tag_field="type", tag="json_object"):
+    pass
+
+
+class ResponseFormatJSONSchema(_Request, tag_field="type", tag="json_schema"):
+    json_schema: JSONSchema
+
+
+class StreamOptions(_Request):
+    include_usage: bool | UnsetType = UNSET
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class PromptTokensDetails(_Response):
+    cached_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+class CompletionTokensDetails(_Response):
+    reasoning_tokens: int | None = None
+    audio_tokens: int | None = None
+    accepted_prediction_tokens: int | None = None
+    rejected_prediction_tokens: int | None = None
+
+
+class Usage(_Response):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+
+class TopLogprob(_Response):
+    token: str = ""
+    logprob: float = 0.0
+    bytes: list[int] | None = None
+
+
+class ChatCompletionTokenLogprob(_Response):
+    token: str = ""
+    logprob: float = 0.0
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] | None = None
+
+
+class ChoiceLogprobs(_Response):
+    content: list[ChatCompletionTokenLogprob] | None = None
+    refusal: list[ChatCompletionTokenLogprob] | None = None
+
+
+class ChatCompletionMessage(_Response):
+    role: str = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    """Reasoning text, where the gateway surfaces it (DeepSeek, some Claude and Gemini routes)."""
+    tool_calls: list[ToolCall] | None = None
+    parsed: Any = None
+    """The content decoded into the requested type, filled in by ``parse()`` only."""
+
+
+class Choice(_Response):
+    index: int = 0
+    message: ChatCompletionMessage = msgspec.field(default_factory=ChatCompletionMessage)
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+
+
+class ChatCompletion(_Response):
+    id: str = ""
+    object: str = "chat.completion"
+    created: int | None = None
+    model: str = ""
+    choices: list[Choice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    request_id: str | None = None
+    """The request id the server gave (from headers, or from an error message suffix)."""
+
+
+# --------------------------------------------------------------------------- stream chunks
+
+
+class ChoiceDeltaToolCallFunction(_Response):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChoiceDeltaToolCall(_Response):
+    index: int | None = None
+    """Position of the call; some providers (Gemini routes) leave it out and send whole calls."""
+    id: str | None = None
+    type: str | None = None
+    function: ChoiceDeltaToolCallFunction | None = None
+
+
+class ChoiceDelta(_Response):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ChoiceDeltaToolCall] | None = None
+
+
+class ChunkChoice(_Response):
+    index: int = 0
+    delta: ChoiceDelta = msgspec.field(default_factory=ChoiceDelta)
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+
+
+class ChatCompletionChunk(_Response):
+    id: str = ""
+    object: str = "chat.completion.chunk"
+    created: int | None = None
+    model: str = ""
+    choices: list[ChunkChoice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    """Set on the last chunk (``choices == []``) when ``stream_options.include_usage`` is on."""
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+# --------------------------------------------------------------------------- errors and models
+
+
+class ErrorObject(_Response):
+    """The ``{"error": {...}}`` member of an error body or of an error event in a stream."""
+
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+
+
+class Model(_Response):
+    id: str = ""
+    object: str = "model"
+    created: int | None = None
+    owned_by: str | None = None
+
+
+class ModelList(_Response):
+    object: str = "list"
+    data: list[Model] = msgspec.field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
