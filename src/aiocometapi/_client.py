@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,8 +25,9 @@ from ._exceptions import (
     request_id_from_headers,
     status_error,
 )
+from ._ratelimit import RateController, RateState
 from ._streaming import AsyncStream
-from ._transport import Timeout, Transport
+from ._transport import StreamBody, Timeout, Transport
 from ._version import __version__
 from .types import ChatCompletion, ChatCompletionChunk
 
@@ -36,6 +39,25 @@ __all__ = ["DEFAULT_BASE_URL", "AsyncCometAPI", "RequestOptions"]
 
 T = TypeVar("T")
 
+_attempts: ContextVar[list[int] | None] = ContextVar("aiocometapi_attempts", default=None)
+
+
+def _count_attempt() -> None:
+    counter = _attempts.get()
+    if counter is not None:
+        counter[0] += 1
+
+
+@contextmanager
+def count_attempts() -> Iterator[list[int]]:
+    """Count the tries (first ones and retries) of requests made in this context."""
+    counter = [0]
+    token = _attempts.set(counter)
+    try:
+        yield counter
+    finally:
+        _attempts.reset(token)
+
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
 DEFAULT_MAX_RETRIES = 4
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -43,7 +65,7 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 def _check_header(name: str, value: str) -> None:
     for text in (name, value):
-        if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in text):
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in text):
             raise ConfigurationError(
                 f"Header {name!r} contains a control character (CR, LF or similar); refused."
             )
@@ -140,6 +162,9 @@ class AsyncCometAPI:
         default_headers: Headers sent with every request.
         trust_env: Honour ``HTTP(S)_PROXY`` / ``NO_PROXY`` and ``.netrc`` (default True).
         max_event_size: Largest single stream event accepted, in bytes.
+        requests_per_minute: A budget of requests per minute for this client (default none).
+        tokens_per_minute: A budget of tokens per minute, estimated from each request and
+            corrected by the usage that comes back (default none).
 
     Raises:
         ConfigurationError: no key, or a malformed base URL or header.
@@ -159,6 +184,8 @@ class AsyncCometAPI:
         default_headers: Mapping[str, str] | None = None,
         trust_env: bool = True,
         max_event_size: int = 16 * 1024 * 1024,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
         if key is None or not key.strip():
@@ -191,14 +218,21 @@ class AsyncCometAPI:
             stream_headers={**headers, "Accept": "text/event-stream"},
             max_event_size=max_event_size,
         )
-        self._init(config, Transport(max_connections=max_connections, trust_env=trust_env), True)
+        rate = RateController(
+            requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
+        )
+        transport = Transport(max_connections=max_connections, trust_env=trust_env)
+        self._init(config, transport, rate, True)
 
-    def _init(self, config: _Config, transport: Transport, owner: bool) -> None:
+    def _init(
+        self, config: _Config, transport: Transport, rate: RateController, owner: bool
+    ) -> None:
         from .resources.chat import Chat
         from .resources.models import Models
 
         self._config = config
         self._transport = transport
+        self._rate = rate
         self._owner = owner
         self._default_options = (
             RequestOptions(config, stream=False),
@@ -248,8 +282,12 @@ class AsyncCometAPI:
                 stream_headers={**config.stream_headers, **default_headers},
             )
         copy = object.__new__(AsyncCometAPI)
-        copy._init(config, self._transport, False)
+        copy._init(config, self._transport, self._rate, False)
         return copy
+
+    def rate_state(self) -> RateState:
+        """The shared rate controller's figures: in flight, limits, 429s seen, waits."""
+        return self._rate.state()
 
     def __repr__(self) -> str:
         return (
@@ -305,35 +343,54 @@ class AsyncCometAPI:
         decoder: msgspec.json.Decoder[T],
         options: RequestOptions,
         body: bytes | None = None,
+        tokens: int = 0,
     ) -> T:
         """Send a request (with retries) and decode its JSON answer."""
         transport = self._transport
+        rate = self._rate
         url = self._config.base_url + path
 
         async def attempt() -> T:
-            reply = await transport.send(
-                method,
-                url,
-                headers=options.headers,
-                body=body,
-                timeout=options.timeout,
-                params=options.params,
-            )
-            if reply.status >= 300:
-                raise status_error(reply.status, reply.headers, reply.body)
+            _count_attempt()
+            await rate.acquire(tokens)
+            try:
+                reply = await transport.send(
+                    method,
+                    url,
+                    headers=options.headers,
+                    body=body,
+                    timeout=options.timeout,
+                    params=options.params,
+                )
+            except BaseException:
+                rate.release(status=None)
+                raise
+            status = reply.status
+            if status >= 300:
+                rate.release(status=status, retry_after=_retry.retry_after(reply.headers))
+                raise status_error(status, reply.headers, reply.body)
             try:
                 result = decoder.decode(reply.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                rate.release(status=None)
                 text = reply.body[:2000].decode("utf-8", errors="replace")
                 raise APIResponseValidationError(
                     f"The response is not the JSON the API promises ({exc}); it starts: "
                     f"{text[:200]!r}",
                     body=text,
-                    status_code=reply.status,
+                    status_code=status,
                     request_id=request_id_from_headers(reply.headers),
                 ) from exc
             if isinstance(result, ChatCompletion):
                 result.request_id = request_id_from_headers(reply.headers)
+                usage = result.usage
+                rate.release(
+                    status=status,
+                    tokens_estimated=tokens,
+                    tokens_used=usage.total_tokens if usage is not None else None,
+                )
+            else:
+                rate.release(status=status)
             return result
 
         return await _retry.run_with_retries(attempt, options.policy)
@@ -345,9 +402,11 @@ class AsyncCometAPI:
         decoder: msgspec.json.Decoder[Any],
         options: RequestOptions,
         body: bytes,
+        tokens: int = 0,
     ) -> AsyncStream[ChatCompletionChunk]:
         """Send a streaming request (with retries) and return once its headers arrived."""
         transport = self._transport
+        rate = self._rate
         url = self._config.base_url + path
         timeout = options.timeout
         headers_deadline = min(
@@ -355,37 +414,43 @@ class AsyncCometAPI:
             default=None,
         )
 
-        async def attempt() -> Any:
-            with anyio.fail_after(headers_deadline):
-                source = await transport.open(
-                    "POST",
-                    url,
-                    headers=options.headers,
-                    body=body,
-                    timeout=timeout,
-                    params=options.params,
-                )
-                if source.status >= 300:
-                    try:
-                        raw = await source.read_all()
-                    finally:
-                        source.abort()
-                    raise status_error(source.status, source.headers, raw)
-            return source, source.headers, request_id_from_headers(source.headers)
-
-        async def timed_attempt() -> Any:
+        async def attempt() -> tuple[StreamBody, Mapping[str, str], str | None]:
+            _count_attempt()
+            await rate.acquire(tokens)
+            # A stream counts as in flight until its headers: that is when a 429 would come.
             try:
-                return await attempt()
+                with anyio.fail_after(headers_deadline):
+                    source = await transport.open(
+                        "POST",
+                        url,
+                        headers=options.headers,
+                        body=body,
+                        timeout=timeout,
+                        params=options.params,
+                    )
             except TimeoutError as exc:
+                rate.release(status=None)
                 which = "first_event" if headers_deadline == timeout.first_event else "stream_total"
                 raise APITimeoutError(
-                    f"No response headers within {headers_deadline:g} s "
-                    f"(the '{which}' clock).",
+                    f"No response headers within {headers_deadline:g} s (the '{which}' clock).",
                     which=which,
                 ) from exc
+            except BaseException:
+                rate.release(status=None)
+                raise
+            status = source.status
+            if status < 300:
+                rate.release(status=status)
+                return source, source.headers, request_id_from_headers(source.headers)
+            rate.release(status=status, retry_after=_retry.retry_after(source.headers))
+            try:
+                raw = await source.read_all()
+            finally:
+                source.abort()
+            raise status_error(status, source.headers, raw)
 
         started = anyio.current_time()
-        source, headers, request_id = await _retry.run_with_retries(timed_attempt, options.policy)
+        source, headers, request_id = await _retry.run_with_retries(attempt, options.policy)
         return AsyncStream(
             source,
             decoder=decoder,
@@ -394,7 +459,7 @@ class AsyncCometAPI:
             headers=headers,
             request_id=request_id,
             max_event_size=self._config.max_event_size,
-            reopen=timed_attempt,
+            reopen=attempt,
             policy=options.policy,
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ._exceptions import APIConnectionError, APIStatusError
@@ -102,11 +103,16 @@ def instant_retries() -> Iterator[list[float]]:
         _recorded_waits = previous
 
 
+async def pause(seconds: float) -> None:
+    """Sleep for a rate-limit pause; no time passes inside ``instant_retries()``."""
+    await anyio.sleep(0 if _recorded_waits is not None else seconds)
+
+
 async def sleep(seconds: float) -> None:
     """Sleep for a retry wait, or only record it inside ``instant_retries()``."""
     if _recorded_waits is not None:
         _recorded_waits.append(seconds)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     else:
         await anyio.sleep(seconds)
 

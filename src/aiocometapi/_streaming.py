@@ -153,6 +153,8 @@ class AsyncStream(Generic[ChunkT]):
                         partial=self._partial(),
                     ) from exc
                 self._accumulator.add(chunk)
+                if not self.chunks_received:
+                    self._cancel_timer()  # the first_event clock stops; the idle clock starts
                 self.chunks_received += 1
                 return chunk
             data_in = await self._read()
@@ -179,7 +181,13 @@ class AsyncStream(Generic[ChunkT]):
         except APIConnectionError as exc:
             if self._expired is not None:
                 raise self._timeout_error() from exc
-            raise
+            if isinstance(exc, APITimeoutError):
+                raise
+            raise IncompleteStreamError(
+                f"The stream was cut before 'data: [DONE]' ({exc}). `partial` holds what arrived.",
+                request_id=self.request_id,
+                partial=self._partial(),
+            ) from exc
         finally:
             self._reading = False
         if self._expired is not None:

@@ -1,4 +1,4 @@
-"""The one aiohttp boundary: the session, sending a request, and turning aiohttp's errors into ours."""
+"""The one aiohttp boundary: the session, sending requests, and turning aiohttp errors into ours."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ class _State(enum.Enum):
 
 
 class Transport:
-    """One aiohttp session, created lazily inside the running event loop, and its connection pool."""
+    """One aiohttp session, created lazily inside the running event loop, and its pool."""
 
     def __init__(
         self,
@@ -229,7 +229,7 @@ class Transport:
             _raise_converted(exc)
         except RuntimeError as exc:
             if session.closed:
-                raise ClientClosedError("This client was closed while the request was made.") from exc
+                raise ClientClosedError("The client was closed during the request.") from exc
             raise
 
     async def send(

@@ -8,7 +8,7 @@ field a provider may leave out defaults to ``None``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -92,7 +92,7 @@ class InputAudioPart(_Request, tag_field="type", tag="input_audio"):
     input_audio: InputAudio
 
 
-ContentPart = Union[TextPart, ImagePart, InputAudioPart]
+ContentPart = TextPart | ImagePart | InputAudioPart
 
 
 class Function(_Response):
@@ -135,9 +135,9 @@ class ToolMessage(_Request, tag_field="role", tag="tool"):
     tool_call_id: str
 
 
-Message = Union[
-    SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage, dict[str, Any]
-]
+Message = (
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | dict[str, Any]
+)
 """A message of the conversation: one of the Structs above, or a plain dict of the same shape."""
 
 

@@ -1,0 +1,216 @@
+"""The client-wide rate controller: every request on a client shares one view of the server's room.
+
+Until the server first answers 429 (and with no budget set) it only counts. After a 429 it paces
+new starts at the rate the server was admitting, pauses them for the server's ``Retry-After``,
+and halves the allowed concurrency; each success then adds back a little rate and concurrency,
+so a fan-out settles at the server's capacity instead of stampeding it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import anyio
+
+from . import _retry
+
+__all__ = ["RateController", "RateState"]
+
+_WINDOW = 1.0
+_RATE_STEP = 0.02
+"""Requests/s added back per success: at rate R that is 2% of R per second (additive probing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateState:
+    """A snapshot of a client's rate controller, for logs and progress lines."""
+
+    in_flight: int
+    concurrency_limit: float
+    """Allowed concurrent requests (``inf`` until the first 429)."""
+    rate_limit: float
+    """Allowed new requests per second (``inf`` until the first 429 or budget)."""
+    rate_limited: int
+    """429 answers seen."""
+    waits: int
+    """Times a request had to wait here before starting."""
+    waited_seconds: float
+    tokens_used: int
+    paused_for: float
+    """Seconds left of a server-requested pause (0 when not paused)."""
+
+
+class _Bucket:
+    """A token bucket refilled continuously: ``per_minute`` with a burst of ten seconds' worth."""
+
+    __slots__ = ("capacity", "level", "per_second", "updated")
+
+    def __init__(self, per_minute: float) -> None:
+        self.per_second = per_minute / 60.0
+        self.capacity = max(1.0, per_minute / 6.0)
+        self.level = self.capacity
+        self.updated = time.monotonic()
+
+    def delay(self, amount: float, now: float) -> float:
+        """Take ``amount`` now (the level may go negative); return how long to wait first."""
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.per_second)
+        self.updated = now
+        amount = min(amount, self.capacity)
+        self.level -= amount
+        return 0.0 if self.level >= 0 else -self.level / self.per_second
+
+    def give_back(self, amount: float) -> None:
+        self.level = min(self.capacity, self.level + amount)
+
+
+class RateController:
+    """Admission for every request of one client (and of its ``with_options`` copies)."""
+
+    def __init__(
+        self,
+        *,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+    ) -> None:
+        for name, value in (("requests_per_minute", requests_per_minute),
+                            ("tokens_per_minute", tokens_per_minute)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self._requests = _Bucket(requests_per_minute) if requests_per_minute else None
+        self._tokens = _Bucket(tokens_per_minute) if tokens_per_minute else None
+        self.in_flight = 0
+        self.rate_limited = 0
+        self.waits = 0
+        self.waited_seconds = 0.0
+        self.tokens_used = 0
+        self._limit = math.inf
+        self._rate = math.inf
+        self._engaged = self._requests is not None or self._tokens is not None
+        self._waiters: deque[anyio.Event] = deque()
+        self._next_start = 0.0
+        self._paused_until = 0.0
+        self._calm_after = 0.0
+        self._admitted: deque[float] = deque()
+
+    @property
+    def needs_estimate(self) -> bool:
+        """Whether callers should pass a token estimate (a tokens-per-minute budget is set)."""
+        return self._tokens is not None
+
+    def state(self) -> RateState:
+        """The controller's figures right now."""
+        return RateState(
+            in_flight=self.in_flight,
+            concurrency_limit=self._limit,
+            rate_limit=self._rate,
+            rate_limited=self.rate_limited,
+            waits=self.waits,
+            waited_seconds=self.waited_seconds,
+            tokens_used=self.tokens_used,
+            paused_for=max(0.0, self._paused_until - time.monotonic()),
+        )
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait until a request may start; pair every call with one ``release()``."""
+        if not self._engaged:
+            self.in_flight += 1
+            return
+        now = time.monotonic()
+        delay = max(0.0, self._paused_until - now)
+        if self._rate != math.inf:
+            start = max(now + delay, self._next_start)
+            self._next_start = start + 1.0 / self._rate
+            delay = start - now
+        if self._requests is not None:
+            delay = max(delay, self._requests.delay(1, now))
+        if self._tokens is not None and tokens:
+            delay = max(delay, self._tokens.delay(tokens, now))
+        if delay > 0 or self.in_flight >= self._limit:
+            self.waits += 1
+            await _retry.pause(delay)
+            while self.in_flight >= self._limit:
+                await self._wait_for_room()
+            self.waited_seconds += time.monotonic() - now
+        self.in_flight += 1
+
+    async def _wait_for_room(self) -> None:
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self._wake()  # pass the wake-up on rather than lose it
+            else:
+                self._waiters.remove(event)
+            raise
+
+    def _wake(self) -> None:
+        room = self._limit - self.in_flight
+        waiters = self._waiters
+        while waiters and room >= 1:
+            waiters.popleft().set()
+            room -= 1
+
+    def release(
+        self,
+        *,
+        status: int | None,
+        retry_after: float | None = None,
+        tokens_estimated: int = 0,
+        tokens_used: int | None = None,
+    ) -> None:
+        """A request finished (``status`` None: it failed without an answer)."""
+        self.in_flight -= 1
+        if self._waiters:
+            self._wake()
+        if tokens_used is not None:
+            self.tokens_used += tokens_used
+            if self._tokens is not None and tokens_estimated:
+                self._tokens.give_back(tokens_estimated - tokens_used)
+        if status == 429:
+            self._on_rate_limited(retry_after)
+        elif status is not None and status < 400:
+            self._on_success()
+
+    def _on_rate_limited(self, retry_after: float | None) -> None:
+        self.rate_limited += 1
+        now = time.monotonic()
+        pause = 0.5 if retry_after is None else min(retry_after, 60.0)
+        self._paused_until = max(self._paused_until, now + pause)
+        self._next_start = max(self._next_start, self._paused_until)
+        if now < self._calm_after:
+            return  # one decrease per congestion event, not one per rejected request
+        self._calm_after = now + max(pause, 0.1)
+        admitted = self._admitted_rate(now)
+        if admitted:
+            self._rate = max(1.0, admitted)
+        elif self._rate != math.inf:
+            self._rate = max(1.0, self._rate / 2)
+        self._set_limit(max(1.0, self.in_flight / 2.0))
+
+    def _on_success(self) -> None:
+        now = time.monotonic()
+        admitted = self._admitted
+        admitted.append(now)
+        if len(admitted) > 64 and admitted[0] < now - _WINDOW:
+            self._admitted_rate(now)
+        if self._limit != math.inf:
+            self._set_limit(self._limit + 1.0 / self._limit)
+        if self._rate != math.inf:
+            self._rate += _RATE_STEP
+
+    def _admitted_rate(self, now: float) -> float:
+        admitted = self._admitted
+        while admitted and admitted[0] < now - _WINDOW:
+            admitted.popleft()
+        return len(admitted) / _WINDOW
+
+    def _set_limit(self, limit: float) -> None:
+        self._engaged = True
+        self._limit = limit
+        if self._waiters:
+            self._wake()

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real local server, a client pointed at it, and instant retry waits."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from aiocometapi import AsyncCometAPI, instant_retries
+from aiocometapi.testing import MockServer
+
+FAKE_KEY = "sk-test-0123456789abcdef-fake"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_unclosed_resources(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test that leaves an aiohttp session or connector unclosed."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    yield
+    gc.collect()
+    leaks = [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert not leaks, f"unclosed aiohttp resources: {leaks}"
+
+
+@pytest.fixture(autouse=True)
+def retry_waits() -> Iterator[list[float]]:
+    """Retry back-off takes no time in tests; the waits asked for are recorded."""
+    with instant_retries() as waits:
+        yield waits
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[MockServer]:
+    async with MockServer() as mock:
+        yield mock
+
+
+@pytest.fixture
+async def client(server: MockServer) -> AsyncIterator[AsyncCometAPI]:
+    async with AsyncCometAPI(FAKE_KEY, base_url=server.url) as api:
+        yield api
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
