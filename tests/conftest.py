@@ -30,8 +30,11 @@ def no_unclosed_resources(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def retry_waits() -> Iterator[list[float]]:
-    """Retry back-off takes no time in tests; the waits asked for are recorded."""
+def retry_waits(request: pytest.FixtureRequest) -> Iterator[list[float]]:
+    """Retry back-off takes no time in tests (unless marked real_waits); waits are recorded."""
+    if request.node.get_closest_marker("real_waits"):
+        yield []
+        return
     with instant_retries() as waits:
         yield waits
 

@@ -1,4 +1,4 @@
-"""The client: configuration, lifecycle, requests, responses, errors and retries, on a real server."""
+"""The client: configuration, lifecycle, requests, responses, errors and retries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from email.utils import formatdate
 
 import pytest
-from conftest import FAKE_KEY, user
 
 import aiocometapi
 from aiocometapi import (
@@ -37,6 +36,7 @@ from aiocometapi.types import (
     ToolMessage,
     UserMessage,
 )
+from conftest import FAKE_KEY, user
 
 pytestmark = pytest.mark.anyio
 
@@ -227,7 +227,9 @@ async def test_missing_model_is_a_type_error(client: AsyncCometAPI) -> None:
 async def test_unencodable_message_is_a_type_error(client: AsyncCometAPI) -> None:
     """A message that cannot be JSON-encoded fails before sending, naming the problem."""
     with pytest.raises(TypeError, match="JSON"):
-        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": object()}])
+        await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": object()}]
+        )
 
 
 # --------------------------------------------------------------------------- responses
@@ -375,7 +377,8 @@ async def test_retry_after_ms_and_http_date(
 ) -> None:
     """retry-after-ms wins over Retry-After; an HTTP date is a wait until then; waits are capped."""
     server.reply_error(429, "slow", headers={"retry-after-ms": "250", "Retry-After": "9"})
-    server.reply_error(503, "busy", headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)})
+    in_30_s = formatdate(time.time() + 30, usegmt=True)
+    server.reply_error(503, "busy", headers={"Retry-After": in_30_s})
     server.reply_error(429, "very slow", headers={"Retry-After": "86400"})
     await client.chat.completions.create(model=MODEL, messages=[user("hi")])
     assert retry_waits[0] == 0.25

@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import FAKE_KEY, user
 
 from aiocometapi import (
     APITimeoutError,
@@ -19,6 +18,7 @@ from aiocometapi import (
     Timeout,
 )
 from aiocometapi.testing import Comment, Drop, MockServer, Pause
+from conftest import FAKE_KEY, user
 
 pytestmark = pytest.mark.anyio
 

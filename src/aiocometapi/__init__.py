@@ -21,6 +21,8 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._fanout import FanOutResult
+from ._ratelimit import RateState
 from ._retry import RetryPolicy, instant_retries
 from ._streaming import AsyncStream
 from ._transport import Timeout
@@ -40,12 +42,14 @@ __all__ = [
     "CompatibilityError",
     "ConfigurationError",
     "ConflictError",
+    "FanOutResult",
     "DEFAULT_BASE_URL",
     "IncompleteStreamError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateState",
     "RetryPolicy",
     "StreamError",
     "Timeout",

@@ -5,9 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,24 +37,6 @@ __all__ = ["DEFAULT_BASE_URL", "AsyncCometAPI", "RequestOptions"]
 
 T = TypeVar("T")
 
-_attempts: ContextVar[list[int] | None] = ContextVar("aiocometapi_attempts", default=None)
-
-
-def _count_attempt() -> None:
-    counter = _attempts.get()
-    if counter is not None:
-        counter[0] += 1
-
-
-@contextmanager
-def count_attempts() -> Iterator[list[int]]:
-    """Count the tries (first ones and retries) of requests made in this context."""
-    counter = [0]
-    token = _attempts.set(counter)
-    try:
-        yield counter
-    finally:
-        _attempts.reset(token)
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
 DEFAULT_MAX_RETRIES = 4
@@ -351,7 +331,6 @@ class AsyncCometAPI:
         url = self._config.base_url + path
 
         async def attempt() -> T:
-            _count_attempt()
             await rate.acquire(tokens)
             try:
                 reply = await transport.send(
@@ -415,7 +394,6 @@ class AsyncCometAPI:
         )
 
         async def attempt() -> tuple[StreamBody, Mapping[str, str], str | None]:
-            _count_attempt()
             await rate.acquire(tokens)
             # A stream counts as in flight until its headers: that is when a 429 would come.
             try:

@@ -7,6 +7,7 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -16,7 +17,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from ._exceptions import APIConnectionError, APIStatusError
 
-__all__ = ["RetryPolicy", "instant_retries", "is_retryable", "retry_after", "run_with_retries"]
+__all__ = [
+    "RetryPolicy",
+    "count_attempts",
+    "instant_retries",
+    "is_retryable",
+    "retry_after",
+    "run_with_retries",
+]
 
 T = TypeVar("T")
 
@@ -87,6 +95,18 @@ def wait_for(policy: RetryPolicy, exc: BaseException | None, retry_number: int) 
 
 
 _recorded_waits: list[float] | None = None
+_attempts: ContextVar[list[int] | None] = ContextVar("aiocometapi_attempts", default=None)
+
+
+@contextlib.contextmanager
+def count_attempts() -> Iterator[list[int]]:
+    """Count the tries (first ones and retries) of requests made in this context."""
+    counter = [0]
+    token = _attempts.set(counter)
+    try:
+        yield counter
+    finally:
+        _attempts.reset(token)
 
 
 @contextlib.contextmanager
@@ -117,6 +137,14 @@ async def sleep(seconds: float) -> None:
         await anyio.sleep(seconds)
 
 
+def _counted(attempt: Callable[[], Awaitable[T]], counter: list[int]) -> Callable[[], Awaitable[T]]:
+    async def counted() -> T:
+        counter[0] += 1
+        return await attempt()
+
+    return counted
+
+
 async def run_with_retries(
     attempt: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
@@ -124,6 +152,9 @@ async def run_with_retries(
     before_sleep: Callable[[BaseException, float], None] | None = None,
 ) -> T:
     """Await ``attempt()``, retrying retryable failures under ``policy``; re-raise the last one."""
+    counter = _attempts.get()
+    if counter is not None:
+        attempt = _counted(attempt, counter)
     # The first try runs outside tenacity: it is the common case, and skipping the retry
     # machinery there saves ~20 µs per request.
     try:

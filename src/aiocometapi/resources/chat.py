@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import msgspec
 
+from .._fanout import FanOutResult, fan_out
 from .._streaming import AsyncStream
 from .._transport import Timeout
 from ..types import (
@@ -123,6 +124,15 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
         raise TypeError(f"create() parameters cannot be encoded as JSON: {exc}") from exc
 
 
+def estimate_tokens(body: bytes, params: Mapping[str, Any]) -> int:
+    """A rough token count for a request, before the server's ``usage`` corrects it.
+
+    About four bytes of JSON per prompt token, plus the completion's cap (or 256) per choice.
+    """
+    cap = params.get("max_completion_tokens") or params.get("max_tokens") or 256
+    return len(body) // 4 + int(cap) * int(params.get("n") or 1)
+
+
 class Completions:
     """``client.chat.completions``."""
 
@@ -175,12 +185,54 @@ class Completions:
         client._check_open()
         body = encode_body(params, stream=stream)
         options = self._options(params, stream)
+        tokens = estimate_tokens(body, params) if client._rate.needs_estimate else 0
         if stream:
             return await client._stream(
-                "/chat/completions", decoder=_chunk_decoder, options=options, body=body
+                "/chat/completions",
+                decoder=_chunk_decoder,
+                options=options,
+                body=body,
+                tokens=tokens,
             )
         return await client._request(
-            "POST", "/chat/completions", decoder=_completion_decoder, options=options, body=body
+            "POST",
+            "/chat/completions",
+            decoder=_completion_decoder,
+            options=options,
+            body=body,
+            tokens=tokens,
+        )
+
+
+    def fan_out(
+        self,
+        requests: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 64,
+        ordered: bool = False,
+        window: int | None = None,
+    ) -> AsyncIterator[FanOutResult]:
+        """Run many ``create()`` calls at once and yield one result per input as each completes.
+
+        Args:
+            requests: Dicts of ``create()`` parameters, from any iterable or async iterable;
+                taken lazily, so a generator of millions runs in constant memory. A request
+                with ``stream=True`` is streamed and its result holds the assembled completion.
+            concurrency: Requests in flight at most (the client's rate controller may allow
+                fewer after the server answers 429).
+            ordered: Yield results in input order; at most ``window`` (default
+                ``4 * concurrency``) inputs are taken ahead of the next result due.
+
+        Yields:
+            ``FanOutResult`` with ``index``, ``request``, ``completion`` or ``error``,
+            ``attempts`` and ``latency``: exactly one per input, failures included.
+
+        Leaving the loop early (``break``, an exception, cancellation) cancels the requests in
+        flight and frees their connections; wrap the loop in ``contextlib.aclosing`` to have
+        that happen before the next statement rather than on the next loop iteration.
+        """
+        return fan_out(
+            self.create, requests, concurrency=concurrency, ordered=ordered, window=window
         )
 
 

@@ -1,0 +1,250 @@
+"""fan_out and the client-wide rate controller, against the real local server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from aiocometapi import AsyncCometAPI, CometAPIError, FanOutResult
+from aiocometapi._fanout import fan_out
+from aiocometapi.testing import MockServer
+from aiocometapi.types import ChatCompletion
+from conftest import FAKE_KEY, user
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "gpt-5.4-mini"
+
+
+def requests(n: int, **extra: Any) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {"model": MODEL, "messages": [user(f"request {i}")], **extra}
+
+
+def client_tasks() -> int:
+    """Tasks in this loop other than the local server's connection handlers."""
+    return sum(
+        1 for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "") != "RequestHandler.start"
+    )
+
+
+async def settle(client: AsyncCometAPI, server: MockServer, baseline: int) -> None:
+    """Wait (2 s at most) until no task is left over and only idle pooled connections remain."""
+    with anyio.fail_after(2):
+        while (
+            client._transport.pool()[0]
+            or server.open_connections > client._transport.pool()[1]
+            or client_tasks() > baseline
+        ):
+            await anyio.sleep(0.01)
+
+
+async def collect(results: AsyncIterator[FanOutResult]) -> list[FanOutResult]:
+    return [r async for r in results]
+
+
+async def test_one_result_per_input_under_failures() -> None:
+    """With 500s and dropped connections injected, every input still yields exactly one result."""
+    async with MockServer(fail_rate=0.3, drop_rate=0.1, seed=7) as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url, max_retries=2
+    ) as client:
+        results = await collect(client.chat.completions.fan_out(requests(300), concurrency=25))
+    assert sorted(r.index for r in results) == list(range(300))
+    for r in results:
+        assert (r.completion is None) != (r.error is None)
+        assert r.attempts >= 1 and r.latency >= 0
+        if r.completion is not None:
+            assert r.completion.choices[0].message.content == f"Echo: request {r.index}"
+            assert r.request["messages"][0]["content"] == f"request {r.index}"
+        else:
+            assert isinstance(r.error, CometAPIError)
+            assert r.attempts == 3
+    assert any(r.attempts > 1 for r in results)
+    assert sum(r.ok for r in results) > 250
+
+
+async def test_ordered_mode(client: AsyncCometAPI) -> None:
+    """ordered=True yields results in input order even when replies finish out of order."""
+    async with MockServer(slow_rate=0.3, slow_delay=0.05, seed=3) as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url
+    ) as slow_client:
+        results = await collect(
+            slow_client.chat.completions.fan_out(requests(120), concurrency=16, ordered=True)
+        )
+    assert [r.index for r in results] == list(range(120))
+
+
+async def test_ordered_window_bounds_read_ahead(client: AsyncCometAPI, server: MockServer) -> None:
+    """In ordered mode inputs are taken at most `window` ahead of the next result due."""
+    taken: list[int] = []
+    server.reply_json({"choices": []}, delay=0.3)  # input 0 is slow; the rest are quick
+
+    def source() -> Iterator[dict[str, Any]]:
+        for i, request in enumerate(requests(100)):
+            taken.append(i)
+            yield request
+
+    results = client.chat.completions.fan_out(source(), concurrency=4, ordered=True, window=8)
+    first = await results.__anext__()
+    assert first.index == 0
+    assert max(taken) < 8 + 1
+    rest = await collect(results)
+    assert [r.index for r in rest] == list(range(1, 100))
+
+
+async def test_async_iterable_input_and_bad_item(client: AsyncCometAPI) -> None:
+    """An async generator works as input; an item that is not a dict fails alone."""
+    async def source() -> AsyncIterator[Any]:
+        yield {"model": MODEL, "messages": [user("a")]}
+        yield "not a request"
+        yield {"model": MODEL, "messages": [user("c")]}
+
+    results = sorted(await collect(client.chat.completions.fan_out(source())),
+                     key=lambda r: r.index)
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, TypeError)
+
+
+async def test_streaming_requests(client: AsyncCometAPI) -> None:
+    """Streaming requests are fanned out too; each result holds the assembled completion."""
+    results = await collect(client.chat.completions.fan_out(requests(20, stream=True)))
+    assert len(results) == 20
+    for r in results:
+        assert r.completion is not None
+        assert r.completion.choices[0].message.content == f"Echo: request {r.index}"
+
+
+async def test_failing_input_iterable_raises() -> None:
+    """An error raised by the caller's own iterable ends the fan-out with that error."""
+    def source() -> Iterator[dict[str, Any]]:
+        yield {"model": MODEL, "messages": [user("a")]}
+        raise KeyError("broken input")
+
+    async def create(**request: Any) -> ChatCompletion:
+        return ChatCompletion()
+
+    with pytest.raises(KeyError, match="broken input"):
+        await collect(fan_out(create, source(), concurrency=2))
+
+
+async def test_break_cancels_in_flight(client: AsyncCometAPI, server: MockServer) -> None:
+    """Breaking out of the loop cancels requests in flight and leaves no task or connection."""
+    baseline = client_tasks()
+    for _ in range(40):
+        server.reply_json({"choices": []}, delay=5)
+    async with contextlib.aclosing(
+        client.chat.completions.fan_out(requests(1000), concurrency=20)
+    ) as results:
+        server.clear()
+        async for _ in results:
+            break
+    assert client._transport.pool()[0] == 0
+    await settle(client, server, baseline)
+
+
+async def test_plain_break_cleans_up_soon(client: AsyncCometAPI, server: MockServer) -> None:
+    """A plain `break` without aclosing also cancels everything within a few loop turns."""
+    baseline = client_tasks()
+    server.reply_json({"choices": []})
+    for _ in range(30):
+        server.reply_json({"choices": []}, delay=5)
+    async for _ in client.chat.completions.fan_out(requests(500), concurrency=10):
+        break
+    await settle(client, server, baseline)
+
+
+async def test_consumer_cancellation(client: AsyncCometAPI, server: MockServer) -> None:
+    """Cancelling the consuming task cancels the fan-out's requests and frees connections."""
+    baseline = client_tasks()
+    for _ in range(20):
+        server.reply_json({"choices": []}, delay=5)
+    seen = 0
+    with anyio.move_on_after(0.3):
+        async for _ in client.chat.completions.fan_out(requests(20), concurrency=20):
+            seen += 1
+    assert seen == 0
+    assert client._transport.pool()[0] == 0
+    await settle(client, server, baseline)
+
+
+async def test_lazy_input_constant_memory() -> None:
+    """Peak memory does not grow with the number of inputs: they are taken lazily."""
+    async def create(**request: Any) -> ChatCompletion:
+        await anyio.sleep(0)
+        return ChatCompletion(id="x")
+
+    def source(n: int) -> Iterator[dict[str, Any]]:
+        for i in range(n):
+            yield {"model": MODEL, "messages": [user("x" * 100 + str(i))]}
+
+    async def peak(n: int) -> int:
+        tracemalloc.start()
+        count = 0
+        async for _ in fan_out(create, source(n), concurrency=32):
+            count += 1
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert count == n
+        return top
+
+    small = await peak(2_000)
+    large = await peak(40_000)
+    assert large < small * 1.5, (small, large)
+
+
+@pytest.mark.real_waits
+async def test_shared_cool_down_across_workers() -> None:
+    """A 429 anywhere slows every worker: the fan-out converges on capacity, losing nothing."""
+    async with MockServer(rps_limit=100, seed=1) as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url
+    ) as client:
+        started = time.monotonic()
+        results = await collect(
+            client.chat.completions.fan_out(requests(300), concurrency=100)
+        )
+        elapsed = time.monotonic() - started
+        state = client.rate_state()
+    assert all(r.ok for r in results) and len(results) == 300
+    assert state.rate_limited == server.stats.rate_limited > 0
+    assert state.rate_limit < 1000 and state.concurrency_limit < 100
+    # The burst overshoots once; after that the workers are paced instead of stampeding.
+    assert server.stats.rate_limited < 150, server.stats.rate_limited
+    assert elapsed < 300 / 100 * 2.5
+
+
+@pytest.mark.real_waits
+async def test_cool_down_applies_to_plain_calls() -> None:
+    """After a 429 with Retry-After, a concurrent plain create() waits out the pause too."""
+    async with MockServer() as server, AsyncCometAPI(FAKE_KEY, base_url=server.url) as client:
+        server.reply_error(429, "slow down", headers={"retry-after-ms": "400"})
+        started = time.monotonic()
+        first = asyncio.ensure_future(
+            client.chat.completions.create(model=MODEL, messages=[user("a")])
+        )
+        await anyio.sleep(0.1)
+        await client.chat.completions.create(model=MODEL, messages=[user("b")])
+        waited = time.monotonic() - started
+        await first
+    assert waited >= 0.35
+    assert client.rate_state().rate_limited == 1
+
+
+async def test_budgets_pace_requests() -> None:
+    """A requests-per-minute budget makes requests past its burst wait; usage is counted."""
+    async with MockServer() as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url, requests_per_minute=60, tokens_per_minute=100_000
+    ) as client:
+        results = await collect(client.chat.completions.fan_out(requests(30), concurrency=30))
+        state = client.rate_state()
+    assert len(results) == 30 and all(r.ok for r in results)
+    assert state.waits >= 20  # a burst of ten seconds' worth (10), then paced
+    assert state.tokens_used == sum(r.completion.usage.total_tokens for r in results)  # type: ignore[union-attr]
+    assert state.in_flight == 0
