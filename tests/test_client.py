@@ -103,6 +103,22 @@ async def test_key_not_in_repr(client: AsyncCometAPI) -> None:
     assert FAKE_KEY not in repr(client._config)
 
 
+async def test_proxy_from_environment(server: MockServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY is honoured (trust_env): requests go through the proxy it names."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    unreachable = "http://127.0.0.2:9/v1"
+    async with AsyncCometAPI(FAKE_KEY, base_url=unreachable, max_retries=0) as client:
+        completion = await client.chat.completions.create(model=MODEL, messages=[user("hi")])
+    assert completion.choices[0].message.content == "Echo: hi"
+    async with AsyncCometAPI(
+        FAKE_KEY, base_url=unreachable, max_retries=0, trust_env=False
+    ) as client:
+        with pytest.raises(APIConnectionError):
+            await client.chat.completions.create(model=MODEL, messages=[user("hi")])
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 

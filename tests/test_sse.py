@@ -16,11 +16,17 @@ E = ServerSentEvent
 Outcome = tuple[list[ServerSentEvent], bool, str | None, int | None]
 
 
-def run(chunks: list[bytes], **kwargs: int) -> Outcome:
+def run(chunks: list[bytes], *, payloads: bool = False, **kwargs: int) -> Outcome:
     decoder = SSEDecoder(**kwargs)
     events: list[ServerSentEvent] = []
     for chunk in chunks:
-        events += decoder.feed(chunk)
+        if payloads:
+            events += [
+                E(data=e.decode("utf-8", "replace")) if isinstance(e, bytes) else e
+                for e in decoder.feed_payloads(chunk)
+            ]
+        else:
+            events += decoder.feed(chunk)
     assert decoder.end() == []
     return events, decoder.truncated, decoder.last_event_id, decoder.retry
 
@@ -79,6 +85,19 @@ CASES = [
     pytest.param(
         [b"data: line1\r", b"\ndata: line2\n\n"], [E(data="line1\nline2")], id="crlf-split"
     ),
+    pytest.param(
+        [b"data: a", b"\ndata: b\n", b"\ndata: c\n\ndata: d\n\n"],
+        [E(data="a\nb"), E(data="c"), E(data="d")],
+        id="event-finished-then-whole-events",
+    ),
+    pytest.param(
+        [b"data: x\n\ndata: y", b"1\n\ndata: z\n\ndata: w"],
+        [E(data="x"), E(data="y1"), E(data="z")],
+        id="partial-event-between-reads",
+    ),
+    pytest.param([b"event: x\n", b"data: a\n\n"], [E(event="x", data="a")], id="event-then-data"),
+    pytest.param([b"retry: 5\n", b"data: a\n\n"], [E(data="a", retry=5)], id="retry-then-data"),
+    pytest.param([b"id: 7\n", b"data: a\n\n"], [E(data="a", id="7")], id="id-then-data"),
     pytest.param([b"data: a\r", b"", b"\n\n"], [E(data="a")], id="crlf-split-by-empty-feed"),
     pytest.param([b"data: a\r", b"data: b\r\r"], [E(data="a\nb")], id="cr-then-non-lf"),
     pytest.param(
@@ -194,6 +213,20 @@ def test_last_event_id_and_retry() -> None:
     assert decoder.last_event_id == "8"
     decoder.feed(b"id: 9\n\n")
     assert decoder.last_event_id == "9"
+    decoder.feed(b"id: 10\n")
+    decoder.feed(b"data: c\n\n")
+    assert decoder.last_event_id == "10"
+
+
+def test_feed_payloads_gives_raw_bytes_for_plain_events() -> None:
+    """feed_payloads returns plain data events as raw bytes and the rest as events."""
+    decoder = SSEDecoder()
+    out = decoder.feed_payloads(
+        b'data: {"a":1}\n\nevent: error\ndata: x\n\ndata: l1\ndata: l2\n\ndata: [DONE]\n\n'
+    )
+    assert out == [
+        b'{"a":1}', E(event="error", data="x"), E(data="l1\nl2"), b"[DONE]"
+    ]
 
 
 def test_huge_retry_does_not_raise() -> None:
@@ -325,6 +358,13 @@ def test_split_points_do_not_matter(stream: bytes, data: st.DataObject) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=12))
     assert run(split_at(stream, cuts)) == whole
     assert run([stream[i : i + 1] for i in range(len(stream))]) == whole
+    assert without_ids(run(split_at(stream, cuts), payloads=True)) == without_ids(whole)
+
+
+def without_ids(outcome: Outcome) -> tuple[object, ...]:
+    """An outcome with each event reduced to (type, data): raw payloads carry no id."""
+    events, *rest = outcome
+    return ([(e.event, e.data) for e in events], *rest)
 
 
 @settings(max_examples=300)

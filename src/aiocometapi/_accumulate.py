@@ -15,11 +15,11 @@ from .types import (
     Usage,
 )
 
-__all__ = ["Accumulator"]
+__all__ = ["FOLD_EVERY", "Accumulator"]
 
-# Chunks are kept as they come and folded in batches: appending costs next to nothing on the
-# per-chunk path, and folding every so often keeps memory bounded on long streams.
-_FOLD_EVERY = 512
+FOLD_EVERY = 16
+"""Chunks are kept as they come and folded in batches of this size: appending costs next to
+nothing on the per-chunk path, and folding every so often keeps memory bounded."""
 
 
 class _ToolCallParts:
@@ -117,10 +117,12 @@ class _ChoiceParts:
 class Accumulator:
     """Collects the chunks of one stream; ``completion()`` assembles them at any point."""
 
-    __slots__ = ("_choices", "_first", "_pending", "_usage", "chunks_seen")
+    __slots__ = ("_choices", "_first", "_usage", "chunks_seen", "pending")
 
     def __init__(self) -> None:
-        self._pending: list[ChatCompletionChunk] = []
+        self.pending: list[ChatCompletionChunk] = []
+        """Chunks not folded yet; a caller on a hot path may append here directly and call
+        ``fold()`` once it holds ``FOLD_EVERY``."""
         self._choices: dict[int, _ChoiceParts] = {}
         self._first: ChatCompletionChunk | None = None
         self._usage: Usage | None = None
@@ -128,13 +130,14 @@ class Accumulator:
 
     def add(self, chunk: ChatCompletionChunk) -> None:
         """Take one chunk (cheap: the work is done in batches)."""
-        pending = self._pending
+        pending = self.pending
         pending.append(chunk)
-        if len(pending) >= _FOLD_EVERY:
-            self._fold()
+        if len(pending) >= FOLD_EVERY:
+            self.fold()
 
-    def _fold(self) -> None:
-        pending, self._pending = self._pending, []
+    def fold(self) -> None:
+        """Fold the pending chunks into the running totals."""
+        pending = self.pending
         if not pending:
             return
         if self._first is None:
@@ -172,10 +175,11 @@ class Accumulator:
                         if parts.refusal_logprobs is None:
                             parts.refusal_logprobs = []
                         parts.refusal_logprobs.extend(logprobs.refusal)
+        pending.clear()
 
     def completion(self, request_id: str | None = None) -> ChatCompletion:
         """The completion the chunks so far add up to."""
-        self._fold()
+        self.fold()
         first = self._first
         return ChatCompletion(
             id=first.id if first else "",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
 from . import _retry
-from ._accumulate import Accumulator
+from ._accumulate import FOLD_EVERY, Accumulator
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -73,9 +73,8 @@ class AsyncStream(Generic[ChunkT]):
         self._decoder = decoder
         self._max_event_size = max_event_size
         self._sse = SSEDecoder(max_event_size=max_event_size)
-        self._events: list[ServerSentEvent] = []
-        self._next = 0
         self._accumulator = Accumulator()
+        self._pending = self._accumulator.pending
         self._finished = False
         self._closed = False
         self._reopen = reopen
@@ -85,6 +84,7 @@ class AsyncStream(Generic[ChunkT]):
         self.request_id = request_id
         """The request id the server gave, if any."""
         self.chunks_received = 0
+        self._chunks = self._generate()
         # Clocks: one timer per stream, re-armed lazily, instead of a timeout per read.
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
@@ -102,75 +102,113 @@ class AsyncStream(Generic[ChunkT]):
 
     # ------------------------------------------------------------------ iteration
 
-    def __aiter__(self) -> AsyncStream[ChunkT]:
-        return self
+    def __aiter__(self) -> AsyncIterator[ChunkT]:
+        return self._chunks
 
-    async def __anext__(self) -> ChunkT:
-        if self._finished or self._closed:
-            raise StopAsyncIteration
-        if self._idle is not None:
-            self._mark = self._loop.time()
-        while True:
+    def __anext__(self) -> Awaitable[ChunkT]:
+        return self._chunks.__anext__()
+
+    async def _generate(self) -> AsyncGenerator[ChunkT, None]:
+        # One generator per stream, shared by every loop over it: an async generator steps
+        # faster than a coroutine per __anext__, and its state can live in locals. Nothing
+        # here yields inside a try block.
+        decode = self._decoder.decode
+        while not (self._finished or self._closed):
             try:
-                return await self._next_chunk()
-            except StopAsyncIteration:
-                raise
+                events = await self._refill()
             except (APIConnectionError, IncompleteStreamError) as exc:
                 # Nothing reached the caller yet: the request may be sent again.
                 if self.chunks_received or not self._can_retry(exc):
                     self._abort()
                     raise
                 await self._retry(exc)
+                continue
             except BaseException:
                 self._abort()
                 raise
-
-    async def _next_chunk(self) -> ChunkT:
-        while True:
-            events = self._events
-            position = self._next
-            if position < len(events):
-                self._next = position + 1
-                event = events[position]
-                data = event.data
-                if event.event != "message":
-                    if event.event == "error":
-                        raise self._error_from(data)
-                    continue
-                if not data:
-                    continue
-                if data == "[DONE]":
-                    await self._finish()
-                    raise StopAsyncIteration
-                if '"error"' in data:
-                    self._check_error(data)
+            pending = self._pending
+            for event in events:
                 try:
-                    chunk = self._decoder.decode(data)
-                except msgspec.DecodeError as exc:
-                    raise StreamError(
-                        f"A stream chunk is not valid JSON ({exc}); it starts: {data[:200]!r}",
-                        request_id=self.request_id,
-                        partial=self._partial(),
-                    ) from exc
-                self._accumulator.add(chunk)
+                    data: bytes | str
+                    if isinstance(event, bytes):
+                        data = event
+                        if data == b"[DONE]":
+                            await self._finish()
+                            return
+                    else:
+                        data = self._other_event(event)
+                        if not data:
+                            continue
+                        if data == "[DONE]":
+                            await self._finish()
+                            return
+                    try:
+                        chunk = decode(data)
+                    except msgspec.DecodeError as exc:
+                        chunk = self._decode_slowly(data, exc)
+                    if not chunk.choices and chunk.usage is None:
+                        # Neither choices nor usage: perhaps {"error": {...}}, whose members
+                        # the chunk type ignores. (Searching every chunk's bytes for "error"
+                        # would cost more than decoding it.)
+                        self._check_error(data)
+                except BaseException:
+                    self._abort()
+                    raise
+                pending.append(chunk)
+                if len(pending) >= FOLD_EVERY:
+                    self._accumulator.fold()
                 if not self.chunks_received:
                     self._cancel_timer()  # the first_event clock stops; the idle clock starts
                 self.chunks_received += 1
-                return chunk
-            data_in = await self._read()
-            if not data_in:
+                yield chunk
+
+    async def _refill(self) -> list[bytes | ServerSentEvent]:
+        """Read until the body gives at least one event (the caller is waiting: idle runs)."""
+        if self._idle is not None:
+            self._mark = self._loop.time()
+        while True:
+            data = await self._read()
+            if not data:
                 self._sse.end()
-                raise IncompleteStreamError(
-                    "The stream ended before 'data: [DONE]': the answer may be cut short, or "
-                    "only its usage chunk lost. `partial` holds what arrived.",
-                    request_id=self.request_id,
-                    partial=self._partial(),
-                )
+                raise self._incomplete("the body ended")
             try:
-                self._events = self._sse.feed(data_in)
+                events = self._sse.feed_payloads(data)
             except EventTooLargeError as exc:
                 raise StreamError(str(exc), request_id=self.request_id) from exc
-            self._next = 0
+            if events:
+                return events
+
+    def _other_event(self, event: ServerSentEvent) -> str:
+        """The data of an event that is not a plain payload ('' to skip it)."""
+        if event.event == "message":
+            return event.data
+        if event.event == "error":
+            raise self._error_from(event.data)
+        return ""  # other event types (pings and the like) carry nothing for us
+
+    def _incomplete(self, why: str) -> IncompleteStreamError:
+        return IncompleteStreamError(
+            f"The stream ended before 'data: [DONE]' ({why}): the answer may be cut short, "
+            "or only its usage chunk lost. `partial` holds what arrived.",
+            request_id=self.request_id,
+            partial=self._partial(),
+        )
+
+    def _decode_slowly(self, data: bytes | str, failure: msgspec.DecodeError) -> ChunkT:
+        if isinstance(data, bytes):
+            text = data.decode("utf-8", "replace")
+            try:
+                # Invalid UTF-8 in otherwise good JSON: replace it, as the SSE spec does.
+                return self._decoder.decode(text)
+            except msgspec.DecodeError:
+                pass
+        else:
+            text = data
+        raise StreamError(
+            f"A stream chunk is not valid JSON ({failure}); it starts: {text[:200]!r}",
+            request_id=self.request_id,
+            partial=self._partial(),
+        ) from failure
 
     async def _read(self) -> bytes:
         if self._clocks and self._timer is None:
@@ -196,7 +234,7 @@ class AsyncStream(Generic[ChunkT]):
 
     # ------------------------------------------------------------------ errors inside the stream
 
-    def _check_error(self, data: str) -> None:
+    def _check_error(self, data: bytes | str) -> None:
         try:
             envelope = _error_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -204,18 +242,21 @@ class AsyncStream(Generic[ChunkT]):
         if envelope.error is not None:
             raise self._error_from(data, envelope)
 
-    def _error_from(self, data: str, envelope: _ErrorEnvelope | None = None) -> StreamError:
+    def _error_from(
+        self, data: bytes | str, envelope: _ErrorEnvelope | None = None
+    ) -> StreamError:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if envelope is None:
             try:
                 envelope = _error_decoder.decode(data)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                envelope = _ErrorEnvelope(error=data or "unknown error")
+                envelope = _ErrorEnvelope(error=text or "unknown error")
         error = envelope.error
         if not isinstance(error, ErrorObject):
-            error = ErrorObject(message=str(error) if error is not None else data)
+            error = ErrorObject(message=str(error) if error is not None else text)
         code = None if error.code is None else str(error.code)
         return StreamError(
-            f"The server sent an error inside the stream: {error.message or data[:200]}",
+            f"The server sent an error inside the stream: {error.message or text[:200]}",
             code=code,
             type=error.type,
             param=error.param,
@@ -257,8 +298,8 @@ class AsyncStream(Generic[ChunkT]):
             self._closed = True
             raise
         self._sse = SSEDecoder(max_event_size=self._max_event_size)
-        self._events, self._next = [], 0
         self._accumulator = Accumulator()
+        self._pending = self._accumulator.pending
         self._started = self._mark = self._loop.time()
         self._expired = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 import aiohttp
+import aiohttp.helpers
 import anyio
 import yarl
 
@@ -68,6 +70,9 @@ def _client_timeout(timeout: Timeout, stream: bool) -> aiohttp.ClientTimeout:
     if stream:
         return aiohttp.ClientTimeout(total=None, connect=timeout.connect, sock_read=None)
     return aiohttp.ClientTimeout(total=timeout.total, connect=timeout.connect, sock_read=None)
+
+
+_Target = tuple[yarl.URL, "yarl.URL | None", "aiohttp.BasicAuth | None"]
 
 
 class Reply:
@@ -158,7 +163,7 @@ class Transport:
         self.max_body_size = max_body_size
         self._session: aiohttp.ClientSession | None = None
         self._state = _State.UNOPENED
-        self._urls: dict[str, yarl.URL] = {}
+        self._targets: dict[str, _Target] = {}
 
     @property
     def state(self) -> str:
@@ -170,7 +175,7 @@ class Transport:
             raise ClientClosedError("This client was closed with aclose(); create a new one.")
         connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            connector=connector, trust_env=self.trust_env, auto_decompress=True
+            connector=connector, trust_env=False, auto_decompress=True
         )
         self._state = _State.OPENED
         return self._session
@@ -192,14 +197,21 @@ class Transport:
         if session is not None and not session.closed:
             await session.close()
 
-    def _url(self, url: str) -> yarl.URL:
-        # Parsing a URL costs microseconds; a client calls the same few over and over.
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) > 256:
-                self._urls.clear()
-            parsed = self._urls[url] = yarl.URL(url)
-        return parsed
+    def _target(self, url: str) -> _Target:
+        # A client calls the same few URLs over and over: parse each, and look up its proxy
+        # in the environment, once. (aiohttp's own trust_env does that lookup in a worker
+        # thread on every request, which costs more than the rest of the request.)
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) > 256:
+                self._targets.clear()
+            parsed = yarl.URL(url)
+            proxy: tuple[yarl.URL, aiohttp.BasicAuth | None] | None = None
+            if self.trust_env:
+                with contextlib.suppress(LookupError):
+                    proxy = aiohttp.helpers.get_env_proxy_for_url(parsed)
+            target = self._targets[url] = (parsed, *(proxy or (None, None)))
+        return target
 
     async def _send(
         self,
@@ -215,10 +227,13 @@ class Transport:
         session = self._session
         if session is None or self._state is not _State.OPENED:
             session = self._open()
+        parsed, proxy, proxy_auth = self._target(url)
         try:
             return await session.request(
                 method,
-                self._url(url),
+                parsed,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
                 headers=headers,
                 data=body,
                 params=params,

@@ -125,6 +125,19 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Consume the next chunk of the stream; return the events it completes."""
+        return self._feed(data, False)  # type: ignore[return-value]
+
+    def feed_payloads(self, data: bytes) -> list[bytes | ServerSentEvent]:
+        """Like :meth:`feed`, for consumers that parse each event's data from bytes.
+
+        A plain event (type ``message``, a single ``data`` line, no other field) may come
+        back as its raw data bytes, not decoded: that spares building an event object and
+        a ``str`` per event. Those bytes may hold invalid UTF-8, which :meth:`feed` would
+        have replaced with U+FFFD. Every other event comes back as a ``ServerSentEvent``.
+        """
+        return self._feed(data, True)
+
+    def _feed(self, data: bytes, raw: bool) -> list[bytes | ServerSentEvent]:
         if self._prelude:
             data = self._prepare(data)
         if 13 in data:  # b"\r"; an int operand takes the fast memchr path
@@ -133,6 +146,43 @@ class SSEDecoder:
                 self._skip_lf = self._prelude = True
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
+        events: list[bytes | ServerSentEvent] = []
+        if self._partial or self._data or self._event or self._event_retry is not None:
+            # An event is under way: finish it line by line, up to its blank line.
+            if not self._partial and data[:1] == b"\n":
+                end = 1
+            else:
+                end = data.find(b"\n\n") + 2
+                if end < 2:
+                    self._general(data, events)
+                    return events
+            self._general(data[:end], events)
+            data = data[end:]
+        # Whole events with nothing buffered before them: split them on their blank lines at
+        # once and take single-line data events as they are.
+        cut = data.rfind(b"\n\n")
+        if 0 <= cut <= self._max_event_size:
+            for block in data[:cut].split(b"\n\n"):
+                if block[:6] == b"data: " and 10 not in block:
+                    payload = block[6:]
+                    events.append(
+                        payload
+                        if raw
+                        else ServerSentEvent(
+                            "message", payload.decode("utf-8", "replace"), self._id
+                        )
+                    )
+                else:
+                    lines = block.split(b"\n")
+                    lines.append(b"")
+                    self._lines(lines, events, False)
+            self._last_event_id = self._id
+            data = data[cut + 2 :]
+        if data:
+            self._general(data, events)
+        return events
+
+    def _general(self, data: bytes, events: list[bytes | ServerSentEvent]) -> None:
         # Every line of this chunk, and the data buffered with it, fits within this sum,
         # so the per-line size checks are only needed when it is over the limit.
         check = len(data) + self._partial_size + self._data_size > self._max_event_size
@@ -147,8 +197,13 @@ class SSEDecoder:
         if tail:
             partial.append(tail)
             self._partial_size += len(tail)
+        self._lines(lines, events, check)
+        if check and self._partial_size + self._data_size > self._max_event_size:
+            self._too_large()
 
-        events: list[ServerSentEvent] = []
+    def _lines(
+        self, lines: list[bytes], events: list[bytes | ServerSentEvent], check: bool
+    ) -> None:
         buffer = self._data
         for line in lines:
             if check and self._data_size + len(line) > self._max_event_size:
@@ -173,9 +228,6 @@ class SSEDecoder:
                 self._event_retry = None
             else:
                 self._field(line)
-        if check and self._partial_size + self._data_size > self._max_event_size:
-            self._too_large()
-        return events
 
     def end(self) -> list[ServerSentEvent]:
         """Signal end of input. Per the spec an event lacking its blank line is not dispatched."""

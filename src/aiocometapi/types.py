@@ -62,7 +62,7 @@ class _Request(Struct, kw_only=True, omit_defaults=True):
     """Base of the request-side Structs: fields left at their default are not sent."""
 
 
-class _Response(Struct, kw_only=True):
+class _Response(Struct, kw_only=True, gc=False):
     """Base of the response-side Structs (unknown fields are ignored by msgspec)."""
 
 
