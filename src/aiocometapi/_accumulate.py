@@ -8,6 +8,7 @@ from .types import (
     ChatCompletionMessage,
     ChatCompletionTokenLogprob,
     Choice,
+    ChoiceDelta,
     ChoiceDeltaToolCall,
     ChoiceLogprobs,
     Function,
@@ -17,7 +18,7 @@ from .types import (
 
 __all__ = ["FOLD_EVERY", "Accumulator"]
 
-FOLD_EVERY = 16
+FOLD_EVERY = 64
 """Chunks are kept as they come and folded in batches of this size: appending costs next to
 nothing on the per-chunk path, and folding every so often keeps memory bounded."""
 
@@ -60,6 +61,28 @@ class _ChoiceParts:
         self.finish_reason: str | None = None
         self.logprobs: list[ChatCompletionTokenLogprob] | None = None
         self.refusal_logprobs: list[ChatCompletionTokenLogprob] | None = None
+
+    def add_rare(self, delta: ChoiceDelta) -> None:
+        """The parts of a delta other than content, which most deltas do not carry."""
+        if delta.role and self.role is None:
+            self.role = delta.role
+        if delta.reasoning_content:
+            self.reasoning.append(delta.reasoning_content)
+        if delta.refusal:
+            self.refusal.append(delta.refusal)
+        if delta.tool_calls:
+            for call in delta.tool_calls:
+                self.add_tool_call(call)
+
+    def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
+        if logprobs.content is not None:
+            if self.logprobs is None:
+                self.logprobs = []
+            self.logprobs.extend(logprobs.content)
+        if logprobs.refusal is not None:
+            if self.refusal_logprobs is None:
+                self.refusal_logprobs = []
+            self.refusal_logprobs.extend(logprobs.refusal)
 
     def add_tool_call(self, delta: ChoiceDeltaToolCall) -> None:
         calls = self.tool_calls
@@ -144,37 +167,30 @@ class Accumulator:
             self._first = pending[0]
         self.chunks_seen += len(pending)
         choices = self._choices
+        index, parts = -1, None
         for chunk in pending:
             if chunk.usage is not None:
                 self._usage = chunk.usage
             for choice in chunk.choices:
-                parts = choices.get(choice.index)
-                if parts is None:
-                    parts = choices[choice.index] = _ChoiceParts()
+                if choice.index != index or parts is None:
+                    index = choice.index
+                    parts = choices.get(index)
+                    if parts is None:
+                        parts = choices[index] = _ChoiceParts()
                 delta = choice.delta
-                if delta.role and parts.role is None:
-                    parts.role = delta.role
                 if delta.content:
                     parts.content.append(delta.content)
-                if delta.reasoning_content:
-                    parts.reasoning.append(delta.reasoning_content)
-                if delta.refusal:
-                    parts.refusal.append(delta.refusal)
-                if delta.tool_calls:
-                    for call in delta.tool_calls:
-                        parts.add_tool_call(call)
+                if (
+                    delta.role is not None
+                    or delta.reasoning_content is not None
+                    or delta.refusal is not None
+                    or delta.tool_calls is not None
+                ):
+                    parts.add_rare(delta)
                 if choice.finish_reason is not None:
                     parts.finish_reason = choice.finish_reason
-                logprobs = choice.logprobs
-                if logprobs is not None:
-                    if logprobs.content is not None:
-                        if parts.logprobs is None:
-                            parts.logprobs = []
-                        parts.logprobs.extend(logprobs.content)
-                    if logprobs.refusal is not None:
-                        if parts.refusal_logprobs is None:
-                            parts.refusal_logprobs = []
-                        parts.refusal_logprobs.extend(logprobs.refusal)
+                if choice.logprobs is not None:
+                    parts.add_logprobs(choice.logprobs)
         pending.clear()
 
     def completion(self, request_id: str | None = None) -> ChatCompletion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import warnings
@@ -11,7 +12,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import anyio
 import msgspec
 
 from . import _retry
@@ -25,7 +25,7 @@ from ._exceptions import (
 )
 from ._ratelimit import RateController, RateState
 from ._streaming import AsyncStream
-from ._transport import StreamBody, Timeout, Transport
+from ._transport import StreamBody, Timeout, Transport, deadline
 from ._version import __version__
 from .types import ChatCompletion, ChatCompletionChunk
 
@@ -397,7 +397,7 @@ class AsyncCometAPI:
             await rate.acquire(tokens)
             # A stream counts as in flight until its headers: that is when a 429 would come.
             try:
-                with anyio.fail_after(headers_deadline):
+                async with deadline(headers_deadline):
                     source = await transport.open(
                         "POST",
                         url,
@@ -427,7 +427,7 @@ class AsyncCometAPI:
                 source.abort()
             raise status_error(status, source.headers, raw)
 
-        started = anyio.current_time()
+        started = asyncio.get_running_loop().time()
         source, headers, request_id = await _retry.run_with_retries(attempt, options.policy)
         return AsyncStream(
             source,

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--base-url", help="API base URL (default: $COMETAPI_BASE_URL)")
         sub.add_argument("--timeout", type=float, help="seconds before giving up on a request")
+        sub.add_argument(
+            "--max-retries", type=int, help="retries after a failed try (default 4)"
+        )
 
     chat = commands.add_parser("chat", help="send a prompt and print the reply")
     chat.add_argument("prompt", nargs="?", help="the prompt; without it, an interactive chat")
@@ -66,11 +69,13 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncCometAPI]:
         from .testing import MockServer
 
         async with MockServer() as server, AsyncCometAPI(
-            _FAKE_KEY, base_url=server.url, timeout=args.timeout
+            _FAKE_KEY, base_url=server.url, timeout=args.timeout, max_retries=args.max_retries
         ) as client:
             yield client
     else:
-        async with AsyncCometAPI(base_url=args.base_url, timeout=args.timeout) as client:
+        async with AsyncCometAPI(
+            base_url=args.base_url, timeout=args.timeout, max_retries=args.max_retries
+        ) as client:
             yield client
 
 
