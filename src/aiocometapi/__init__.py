@@ -22,11 +22,14 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._fanout import FanOutResult
+from ._logs import setup_from_env as _setup_logging
 from ._ratelimit import RateState
 from ._retry import RetryPolicy, instant_retries
 from ._streaming import AsyncStream
 from ._transport import Timeout
 from ._version import __version__
+
+_setup_logging()
 
 __all__ = [
     "APIConnectionError",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,7 @@ from ._exceptions import (
     request_id_from_headers,
     status_error,
 )
+from ._logs import log
 from ._ratelimit import RateController, RateState
 from ._streaming import AsyncStream
 from ._transport import StreamBody, Timeout, Transport, deadline
@@ -329,9 +332,12 @@ class AsyncCometAPI:
         transport = self._transport
         rate = self._rate
         url = self._config.base_url + path
+        label = f"{method} {path}"
+        debug = log.isEnabledFor(logging.DEBUG)
 
         async def attempt() -> T:
             await rate.acquire(tokens)
+            started = time.perf_counter() if debug else 0.0
             try:
                 reply = await transport.send(
                     method,
@@ -341,10 +347,17 @@ class AsyncCometAPI:
                     timeout=options.timeout,
                     params=options.params,
                 )
-            except BaseException:
+            except BaseException as exc:
                 rate.release(status=None)
+                if debug:
+                    log.debug("%s failed: %s: %s", label, type(exc).__name__, exc)
                 raise
             status = reply.status
+            if debug:
+                log.debug(
+                    "%s -> %d in %.1f ms (request id %s)", label, status,
+                    (time.perf_counter() - started) * 1000, request_id_from_headers(reply.headers),
+                )
             if status >= 300:
                 rate.release(status=status, retry_after=_retry.retry_after(reply.headers))
                 raise status_error(status, reply.headers, reply.body)
@@ -372,7 +385,7 @@ class AsyncCometAPI:
                 rate.release(status=status)
             return result
 
-        return await _retry.run_with_retries(attempt, options.policy)
+        return await _retry.run_with_retries(attempt, options.policy, label=label)
 
     async def _stream(
         self,
@@ -428,7 +441,11 @@ class AsyncCometAPI:
             raise status_error(status, source.headers, raw)
 
         started = asyncio.get_running_loop().time()
-        source, headers, request_id = await _retry.run_with_retries(attempt, options.policy)
+        source, headers, request_id = await _retry.run_with_retries(
+            attempt, options.policy, label=f"POST {path} (stream)"
+        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s (stream) -> %s (request id %s)", path, source.status, request_id)
         return AsyncStream(
             source,
             decoder=decoder,

@@ -16,6 +16,7 @@ import anyio.lowlevel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ._exceptions import APIConnectionError, APIStatusError
+from ._logs import log
 
 __all__ = [
     "RetryPolicy",
@@ -149,7 +150,7 @@ async def run_with_retries(
     attempt: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     *,
-    before_sleep: Callable[[BaseException, float], None] | None = None,
+    label: str = "request",
 ) -> T:
     """Await ``attempt()``, retrying retryable failures under ``policy``; re-raise the last one."""
     counter = _attempts.get()
@@ -174,8 +175,10 @@ async def run_with_retries(
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         seconds = wait_for(policy, exc, state.attempt_number)
-        if before_sleep is not None and exc is not None:
-            before_sleep(exc, seconds)
+        log.info(
+            "%s: try %d failed (%s: %s); retrying in %.2f s",
+            label, state.attempt_number, type(exc).__name__, exc, seconds,
+        )
         return seconds
 
     retrying = AsyncRetrying(
