@@ -20,7 +20,7 @@ from ._exceptions import (
 )
 from ._transport import Timeout
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
-from .types import ChatCompletion, ChatCompletionChunk, ErrorObject
+from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
 
 __all__ = ["AsyncStream", "ByteSource"]
 
@@ -83,6 +83,8 @@ class AsyncStream(Generic[ChunkT]):
         """The response headers."""
         self.request_id = request_id
         """The request id the server gave, if any."""
+        self.adjustments: list[Adjustment] | None = None
+        """With ``compat="adapt"``, the changes made to the request; carried by ``final()``."""
         self.chunks_received = 0
         self._chunks = self._generate()
         # Clocks: one timer per stream, re-armed lazily, instead of a timeout per read.
@@ -265,7 +267,9 @@ class AsyncStream(Generic[ChunkT]):
         )
 
     def _partial(self) -> ChatCompletion:
-        return self._accumulator.completion(self.request_id)
+        completion = self._accumulator.completion(self.request_id)
+        completion.adjustments = self.adjustments
+        return completion
 
     # ------------------------------------------------------------------ retry before first chunk
 
@@ -306,18 +310,17 @@ class AsyncStream(Generic[ChunkT]):
     # ------------------------------------------------------------------ clocks
 
     def _deadline(self) -> tuple[float, str] | None:
+        """The clock that runs out first: (when, which), or None with every clock off."""
         timeout = self._timeout
-        best: tuple[float, str] | None = None
+        clocks: list[tuple[float, str]] = []
         if timeout.stream_total is not None:
-            best = (self._started + timeout.stream_total, "stream_total")
+            clocks.append((self._started + timeout.stream_total, "stream_total"))
         if not self.chunks_received:
             if timeout.first_event is not None:
-                candidate = (self._started + timeout.first_event, "first_event")
-                best = candidate if best is None or candidate < best else best
+                clocks.append((self._started + timeout.first_event, "first_event"))
         elif self._idle is not None:
-            candidate = (self._mark + self._idle, "idle")
-            best = candidate if best is None or candidate < best else best
-        return best
+            clocks.append((self._mark + self._idle, "idle"))
+        return min(clocks, default=None)
 
     def _arm(self) -> None:
         deadline = self._deadline()
@@ -397,9 +400,9 @@ class AsyncStream(Generic[ChunkT]):
         """
         async for _ in self:
             pass
-        return self._accumulator.completion(self.request_id)
+        return self._partial()
 
     @property
     def completion(self) -> ChatCompletion:
         """The completion assembled from the chunks received so far."""
-        return self._accumulator.completion(self.request_id)
+        return self._partial()

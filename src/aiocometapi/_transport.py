@@ -218,11 +218,11 @@ class Transport:
             if len(self._targets) > 256:
                 self._targets.clear()
             parsed = yarl.URL(url)
-            proxy: tuple[yarl.URL, aiohttp.BasicAuth | None] | None = None
+            target = (parsed, None, None)
             if self.trust_env:
                 with contextlib.suppress(LookupError):
-                    proxy = aiohttp.helpers.get_env_proxy_for_url(parsed)
-            target = self._targets[url] = (parsed, *(proxy or (None, None)))
+                    target = (parsed, *aiohttp.helpers.get_env_proxy_for_url(parsed))
+            self._targets[url] = target
         return target
 
     async def _send(
