@@ -1,6 +1,7 @@
 """aiocometapi: an async-first SDK for CometAPI's OpenAI-compatible chat completions."""
 
 from ._client import DEFAULT_BASE_URL, AsyncCometAPI
+from ._compat import CompatibilityWarning
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -13,12 +14,16 @@ from ._exceptions import (
     CompatibilityError,
     ConfigurationError,
     ConflictError,
+    ContentParseError,
     IncompleteStreamError,
     InternalServerError,
+    MaxTurnsExceededError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     StreamError,
+    ToolArgumentsError,
+    ToolCallError,
     UnprocessableEntityError,
 )
 from ._fanout import FanOutResult
@@ -26,8 +31,19 @@ from ._logs import setup_from_env as _setup_logging
 from ._ratelimit import RateState
 from ._retry import RetryPolicy, instant_retries
 from ._streaming import AsyncStream
+from ._structured import ParsedAsyncStream, to_strict_json_schema
+from ._tool_runner import (
+    RunCompleted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallRequested,
+    ToolRun,
+    ToolRunEvent,
+)
+from ._tools import Tool, function_tool
 from ._transport import Timeout
 from ._version import __version__
+from .types import Adjustment
 
 _setup_logging()
 
@@ -36,6 +52,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "Adjustment",
     "AsyncCometAPI",
     "AsyncStream",
     "AuthenticationError",
@@ -43,20 +60,35 @@ __all__ = [
     "ClientClosedError",
     "CometAPIError",
     "CompatibilityError",
+    "CompatibilityWarning",
     "ConfigurationError",
     "ConflictError",
+    "ContentParseError",
     "FanOutResult",
     "DEFAULT_BASE_URL",
     "IncompleteStreamError",
     "InternalServerError",
+    "MaxTurnsExceededError",
     "NotFoundError",
+    "ParsedAsyncStream",
     "PermissionDeniedError",
     "RateLimitError",
     "RateState",
     "RetryPolicy",
+    "RunCompleted",
     "StreamError",
+    "TextDelta",
     "Timeout",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCallCompleted",
+    "ToolCallError",
+    "ToolCallRequested",
+    "ToolRun",
+    "ToolRunEvent",
     "UnprocessableEntityError",
     "__version__",
+    "function_tool",
     "instant_retries",
+    "to_strict_json_schema",
 ]

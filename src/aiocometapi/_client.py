@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from . import _retry
+from ._compat import Mode, check_mode
 from ._exceptions import (
     APIResponseValidationError,
     APITimeoutError,
@@ -91,6 +92,7 @@ class _Config:
     headers: Mapping[str, str] = field(repr=False)
     stream_headers: Mapping[str, str] = field(repr=False)
     max_event_size: int
+    compat: Mode = "warn"
 
 
 class RequestOptions:
@@ -148,9 +150,14 @@ class AsyncCometAPI:
         requests_per_minute: A budget of requests per minute for this client (default none).
         tokens_per_minute: A budget of tokens per minute, estimated from each request and
             corrected by the usage that comes back (default none).
+        compat: How to treat parameters a model's family takes differently (CometAPI's
+            per-provider table): ``"warn"`` (default) sends them with a
+            ``CompatibilityWarning``, ``"strict"`` raises ``CompatibilityError`` before sending,
+            ``"adapt"`` rewrites the request and lists the changes in ``adjustments``,
+            ``"off"`` checks nothing.
 
     Raises:
-        ConfigurationError: no key, or a malformed base URL or header.
+        ConfigurationError: no key, a malformed base URL or header, or an unknown compat mode.
     """
 
     chat: Chat
@@ -169,6 +176,7 @@ class AsyncCometAPI:
         max_event_size: int = 16 * 1024 * 1024,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
+        compat: Mode = "warn",
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
         if key is None or not key.strip():
@@ -200,6 +208,7 @@ class AsyncCometAPI:
             headers=headers,
             stream_headers={**headers, "Accept": "text/event-stream"},
             max_event_size=max_event_size,
+            compat=check_mode(compat),
         )
         rate = RateController(
             requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
@@ -244,6 +253,7 @@ class AsyncCometAPI:
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         default_headers: Mapping[str, str] | None = None,
+        compat: Mode | None = None,
     ) -> AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
@@ -264,6 +274,8 @@ class AsyncCometAPI:
                 headers={**config.headers, **default_headers},
                 stream_headers={**config.stream_headers, **default_headers},
             )
+        if compat is not None:
+            config = replace(config, compat=check_mode(compat))
         copy = object.__new__(AsyncCometAPI)
         copy._init(config, self._transport, self._rate, False)
         return copy

@@ -18,6 +18,10 @@
     │   ├── RateLimitError              429
     │   └── InternalServerError         5xx
     ├── APIResponseValidationError  a 2xx body that is not the expected JSON
+    ├── ContentParseError           parse(): the answer does not fit the requested type
+    ├── ToolCallError               a tool call names no tool that was given
+    │   └── ToolArgumentsError      ... or its arguments do not fit the function's parameters
+    ├── MaxTurnsExceededError       run_tools(): the model still called tools at ``max_turns``
     └── StreamError                 an error inside a stream (error event, bad chunk)
         └── IncompleteStreamError   the stream ended before ``[DONE]``; ``partial`` holds what came
 
@@ -36,7 +40,7 @@ import msgspec
 from .types import ErrorObject
 
 if TYPE_CHECKING:
-    from .types import ChatCompletion
+    from .types import ChatCompletion, Message
 
 __all__ = [
     "APIConnectionError",
@@ -50,12 +54,16 @@ __all__ = [
     "CompatibilityError",
     "ConfigurationError",
     "ConflictError",
+    "ContentParseError",
     "IncompleteStreamError",
     "InternalServerError",
+    "MaxTurnsExceededError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "StreamError",
+    "ToolArgumentsError",
+    "ToolCallError",
     "UnprocessableEntityError",
 ]
 
@@ -226,6 +234,67 @@ class StreamError(CometAPIError):
 
 class IncompleteStreamError(StreamError):
     """The stream ended before ``data: [DONE]``; ``partial`` is the completion assembled so far."""
+
+
+class ContentParseError(CometAPIError, ValueError):
+    """``parse()``: a choice's content is not JSON of the requested type.
+
+    The message shows the content (cut to 500 characters) and where decoding failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        content: str,
+        completion: ChatCompletion,
+        choice_index: int,
+        detail: str,
+    ) -> None:
+        super().__init__(message)
+        self.content = content
+        """The whole content that failed."""
+        self.completion = completion
+        """The completion as received, unparsed."""
+        self.choice_index = choice_index
+        self.detail = detail
+        """msgspec's account, e.g. "Expected `int`, got `str` - at `$.count`"."""
+
+
+class ToolCallError(CometAPIError):
+    """The model called a tool that cannot be run as asked: here, one that was not given."""
+
+    def __init__(self, message: str, *, tool_name: str, arguments: str) -> None:
+        super().__init__(message)
+        self.tool_name = tool_name
+        self.arguments = arguments
+        """The raw JSON arguments of the call."""
+
+
+class ToolArgumentsError(ToolCallError, ValueError):
+    """A tool call's arguments are not JSON that fits the function's parameters."""
+
+    def __init__(self, message: str, *, tool_name: str, arguments: str, detail: str) -> None:
+        super().__init__(message, tool_name=tool_name, arguments=arguments)
+        self.detail = detail
+        """msgspec's account, e.g. "Expected `int`, got `str` - at `$.count`"."""
+
+
+class MaxTurnsExceededError(CometAPIError, RuntimeError):
+    """``run_tools()``: the model still asked for tools in its last allowed turn.
+
+    The tools of that turn were run, so ``messages`` ends with their results and can be
+    passed to another ``run_tools()`` call to go on.
+    """
+
+    def __init__(
+        self, message: str, *, messages: list[Message], completions: list[ChatCompletion]
+    ) -> None:
+        super().__init__(message)
+        self.messages = messages
+        """The whole conversation so far: the messages given, then every turn's."""
+        self.completions = completions
+        """Every turn's completion, in order."""
 
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-oneapi-request-id", "cf-ray")

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectSendStream
 
+from ._compat import warn_once_context
 from ._retry import count_attempts
 from ._streaming import AsyncStream
 from .types import ChatCompletion
@@ -149,7 +150,8 @@ async def fan_out(
 
     # The workers run in a task of their own, so this generator never yields from inside a
     # task group; leaving the loop (break, error, cancellation) cancels that task below.
-    runner = asyncio.get_running_loop().create_task(run())
+    # Its context makes a compat warning come once per (parameter, family), not per request.
+    runner = warn_once_context().run(asyncio.get_running_loop().create_task, run())
     try:
         if not ordered:
             async for result in receive:

@@ -1,4 +1,4 @@
-"""The ``aiocometapi`` command: chat, models, and the local mock server."""
+"""The ``aiocometapi`` command: chat, models, batch, and the local mock server."""
 
 from __future__ import annotations
 
@@ -50,6 +50,32 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the model ids the gateway serves")
     connection_flags(models)
+
+    batch = commands.add_parser(
+        "batch",
+        help="answer an OpenAI Batch API JSONL file, resumably",
+        description="Answer every line of an OpenAI Batch API input file and append the "
+        "answers to OUTPUT in the Batch API's output format. A rerun with the same OUTPUT "
+        "skips the custom_ids already answered in it. Exit status: 0 every line answered "
+        "successfully, 1 some failed or were skipped, 2 usage error, 130 interrupted.",
+    )
+    batch.add_argument("input", metavar="INPUT.jsonl", help="custom_id/method/url/body lines")
+    batch.add_argument(
+        "-o", "--output", required=True, metavar="OUTPUT.jsonl",
+        help="answers are appended here; a rerun skips the custom_ids it already holds",
+    )
+    batch.add_argument(
+        "-c", "--concurrency", type=int, default=64, help="requests in flight (default 64)"
+    )
+    batch.add_argument("--rpm", type=float, help="at most N requests per minute")
+    batch.add_argument("--tpm", type=float, help="at most N tokens per minute (estimated)")
+    batch.add_argument("-m", "--model", help="model for lines whose body names none")
+    batch.add_argument(
+        "--strict", action="store_true",
+        help="check every line first; a malformed one stops the run (default: skip it)",
+    )
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    connection_flags(batch)
 
     server = commands.add_parser("mock-server", help="serve the local mock API")
     server.add_argument("--host", default="127.0.0.1")
@@ -147,6 +173,25 @@ def _serve(args: argparse.Namespace) -> None:
     )
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from ._batch import main as batch_main
+
+    return batch_main(
+        args.input,
+        args.output,
+        mock=args.mock,
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        requests_per_minute=args.rpm,
+        tokens_per_minute=args.tpm,
+        concurrency=args.concurrency,
+        strict=args.strict,
+        default_model=args.model,
+        progress=not args.quiet,
+    )
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, APIStatusError):
         text = f"{type(exc).__name__} ({exc.status_code}): {exc.message}"
@@ -161,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "mock-server":
             _serve(args)
+        elif args.command == "batch":
+            return _batch(args)
         elif args.command == "chat":
             anyio.run(_chat, args)
         else:

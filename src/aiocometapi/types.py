@@ -8,12 +8,13 @@ field a provider may leave out defaults to ``None``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 __all__ = [
+    "Adjustment",
     "AssistantMessage",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -42,6 +43,9 @@ __all__ = [
     "ModelList",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
+    "ParsedChatCompletion",
+    "ParsedChatCompletionMessage",
+    "ParsedChoice",
     "PromptTokensDetails",
     "ResponseFormatJSONObject",
     "ResponseFormatJSONSchema",
@@ -245,6 +249,28 @@ class Choice(_Response):
     logprobs: ChoiceLogprobs | None = None
 
 
+class Adjustment(Struct, frozen=True, kw_only=True):
+    """One change ``compat="adapt"`` made to a request so its model family accepts it.
+
+    ``str()`` gives ``message``, ready to log.
+    """
+
+    parameter: str
+    """The request parameter changed (``"messages"`` for a message role rewritten)."""
+    family: str
+    """The model family: ``openai-gpt``, ``openai-reasoning``, ``claude`` or ``gemini``."""
+    action: str
+    """``clamped``, ``trimmed``, ``dropped``, ``renamed`` or ``rewritten``."""
+    before: Any
+    """The value given."""
+    after: Any
+    """The value sent (``None`` when dropped; the same value, under a new name, when renamed)."""
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ChatCompletion(_Response):
     id: str = ""
     object: str = "chat.completion"
@@ -256,6 +282,32 @@ class ChatCompletion(_Response):
     service_tier: str | None = None
     request_id: str | None = None
     """The request id the server gave (from headers, or from an error message suffix)."""
+    adjustments: list[Adjustment] | None = None
+    """With ``compat="adapt"``, the changes made to the request (else ``None``); not from JSON."""
+
+
+ParsedT = TypeVar("ParsedT")
+
+
+class ParsedChatCompletionMessage(ChatCompletionMessage, Generic[ParsedT]):
+    parsed: ParsedT | None = None
+    """The content decoded into the requested type; ``None`` on a refusal or tool calls only."""
+
+
+class ParsedChoice(Choice, Generic[ParsedT]):
+    message: ParsedChatCompletionMessage[ParsedT] = msgspec.field(
+        default_factory=ParsedChatCompletionMessage
+    )
+
+
+class ParsedChatCompletion(ChatCompletion, Generic[ParsedT]):
+    """What ``parse()`` returns: a ``ChatCompletion`` whose messages carry ``parsed``."""
+
+    # list is invariant, so a list of ParsedChoice is not a list[Choice] to mypy; reading
+    # it as one is safe, and this keeps a parsed completion usable as a ChatCompletion.
+    choices: list[ParsedChoice[ParsedT]] = msgspec.field(  # type: ignore[assignment]
+        default_factory=list
+    )
 
 
 # --------------------------------------------------------------------------- stream chunks

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import msgspec
 from typing_extensions import assert_type
 
-from aiocometapi import AsyncCometAPI, AsyncStream, Timeout
-from aiocometapi.types import ChatCompletion, ChatCompletionChunk, ModelList, UserMessage
+from aiocometapi import (
+    Adjustment,
+    AsyncCometAPI,
+    AsyncStream,
+    ParsedAsyncStream,
+    TextDelta,
+    Timeout,
+    ToolRun,
+    ToolRunEvent,
+    function_tool,
+)
+from aiocometapi.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ModelList,
+    ParsedChatCompletion,
+    UserMessage,
+)
 
 
 async def check(client: AsyncCometAPI, flag: bool) -> None:
@@ -40,3 +57,66 @@ async def check(client: AsyncCometAPI, flag: bool) -> None:
     )
     assert_type(await client.models.list(), ModelList)
     assert_type(client.with_options(timeout=3), AsyncCometAPI)
+
+
+async def check_compat(client: AsyncCometAPI) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    adapted = await client.chat.completions.create(model="m", messages=messages, compat="adapt")
+    assert_type(adapted.adjustments, list[Adjustment] | None)
+    stream = await client.chat.completions.create(
+        model="m", messages=messages, stream=True, compat="strict"
+    )
+    assert_type(stream.adjustments, list[Adjustment] | None)
+    assert_type(AsyncCometAPI(compat="off").with_options(compat="warn"), AsyncCometAPI)
+    await client.chat.completions.create(
+        model="m", messages=messages, compat="loud"  # type: ignore[call-overload]
+    )
+
+
+class Answer(msgspec.Struct):
+    text: str
+    score: int | None
+
+
+async def check_structured_and_tools(client: AsyncCometAPI, flag: bool) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    parsed = await client.chat.completions.parse(
+        model="m", messages=messages, response_format=Answer, temperature=0
+    )
+    assert_type(parsed, ParsedChatCompletion[Answer])
+    assert_type(parsed.choices[0].message.parsed, Answer | None)
+    assert_type(parsed.choices[0].message.refusal, str | None)
+    stream = await client.chat.completions.parse(
+        model="m", messages=messages, response_format=Answer, stream=True
+    )
+    assert_type(stream, ParsedAsyncStream[Answer])
+    async with stream:
+        async for chunk in stream:
+            assert_type(chunk, ChatCompletionChunk)
+        assert_type((await stream.final()).choices[0].message.parsed, Answer | None)
+    either = await client.chat.completions.parse(
+        model="m", messages=messages, response_format=Answer, stream=flag
+    )
+    assert_type(either, ParsedChatCompletion[Answer] | ParsedAsyncStream[Answer])
+    await client.chat.completions.parse(
+        model="m", messages=messages, response_format=Answer, respons_format=1  # type: ignore[call-overload]
+    )
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    tool = function_tool(add)
+    assert_type(tool(1, 2), int)  # a Tool calls like its function
+    strict_tool = function_tool(strict=True)(add)
+    strict_tool(1, "2")  # type: ignore[arg-type]
+    run = await client.chat.completions.run_tools(
+        model="m", messages=messages, tools=[add, tool], max_turns=3, tool_errors="raise"
+    )
+    assert_type(run, ToolRun)
+    assert_type(run.completion, ChatCompletion)
+    async for event in client.chat.completions.run_tools_stream(
+        model="m", messages=messages, tools=[tool]
+    ):
+        assert_type(event, ToolRunEvent)
+        if isinstance(event, TextDelta):
+            assert_type(event.text, str)

@@ -1,15 +1,19 @@
-"""``client.chat.completions``: create (plain or streamed)."""
+"""``client.chat.completions``: create (plain or streamed), parse, run_tools, fan_out."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 
 import msgspec
 
+from .._compat import Mode, check
 from .._fanout import FanOutResult, fan_out
 from .._streaming import AsyncStream
+from .._structured import ParsedAsyncStream, parse_completion, response_format_for
+from .._tool_runner import ToolErrors, ToolRun, ToolRunEvent, run_tools, run_tools_stream
+from .._tools import Tool
 from .._transport import Timeout
 from ..types import (
     ChatCompletion,
@@ -17,6 +21,7 @@ from ..types import (
     FunctionTool,
     Message,
     NamedToolChoice,
+    ParsedChatCompletion,
     ResponseFormatJSONObject,
     ResponseFormatJSONSchema,
     ResponseFormatText,
@@ -31,11 +36,20 @@ else:  # pragma: no cover
 if TYPE_CHECKING:
     from .._client import AsyncCometAPI, RequestOptions
 
-__all__ = ["Chat", "CompletionCreateParams", "Completions"]
+T = TypeVar("T")
+
+__all__ = [
+    "Chat",
+    "CompletionCreateParams",
+    "CompletionParseParams",
+    "Completions",
+    "RunToolsParams",
+]
 
 
-class CompletionParams(TypedDict, total=False):
-    """The body parameters of ``POST /chat/completions``, as OpenAI's API reference names them."""
+class _RequestParams(TypedDict, total=False):
+    """The body parameters besides ``response_format`` and ``tools``, which parse() and
+    run_tools() take in another form."""
 
     model: Required[str]
     messages: Required[Sequence[Message]]
@@ -49,10 +63,6 @@ class CompletionParams(TypedDict, total=False):
     frequency_penalty: float
     logit_bias: dict[str, int]
     user: str
-    response_format: (
-        ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema | dict[str, Any]
-    )
-    tools: Sequence[FunctionTool | dict[str, Any]]
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | dict[str, Any]
     parallel_tool_calls: bool
     logprobs: bool
@@ -64,6 +74,20 @@ class CompletionParams(TypedDict, total=False):
     metadata: dict[str, str]
 
 
+class _ResponseFormatParam(TypedDict, total=False):
+    response_format: (
+        ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema | dict[str, Any]
+    )
+
+
+class _ToolsParam(TypedDict, total=False):
+    tools: Sequence[FunctionTool | dict[str, Any]]
+
+
+class CompletionParams(_RequestParams, _ResponseFormatParam, _ToolsParam, total=False):
+    """The body parameters of ``POST /chat/completions``, as OpenAI's API reference names them."""
+
+
 class CallOptions(TypedDict, total=False):
     """Per-call settings that are not part of the body."""
 
@@ -73,14 +97,25 @@ class CallOptions(TypedDict, total=False):
     """Merged into the JSON body last: for provider parameters this SDK does not name."""
     timeout: float | Timeout
     max_retries: int
+    compat: Mode
+    """How to treat parameters the model's family takes differently (default: the client's)."""
 
 
 class CompletionCreateParams(CompletionParams, CallOptions, total=False):
     """Everything ``create()`` takes besides ``stream``."""
 
 
+class CompletionParseParams(_RequestParams, _ToolsParam, CallOptions, total=False):
+    """Everything ``parse()`` takes besides ``response_format`` and ``stream``."""
+
+
+class RunToolsParams(_RequestParams, _ResponseFormatParam, CallOptions, total=False):
+    """Everything ``run_tools()`` takes besides ``tools``, ``max_turns`` and ``tool_errors``."""
+
+
 _BODY_KEYS = frozenset(CompletionParams.__annotations__)
 _OPTION_KEYS = frozenset(CallOptions.__annotations__)
+_REQUEST_OPTION_KEYS = _OPTION_KEYS - {"compat"}
 _ALL_KEYS = _BODY_KEYS | _OPTION_KEYS
 
 _encoder = msgspec.json.Encoder()
@@ -141,7 +176,7 @@ class Completions:
 
     def _options(self, params: Mapping[str, Any], stream: bool) -> RequestOptions:
         client = self._client
-        if params.keys().isdisjoint(_OPTION_KEYS):
+        if params.keys().isdisjoint(_REQUEST_OPTION_KEYS):
             return client._default_options[stream]
         return client._options(
             stream=stream,
@@ -170,7 +205,12 @@ class Completions:
 
         Every parameter is keyword-only and named as in OpenAI's API reference; those not
         given are left out of the request. ``extra_headers``, ``extra_query``, ``extra_body``,
-        ``timeout`` and ``max_retries`` apply to this call only.
+        ``timeout``, ``max_retries`` and ``compat`` apply to this call only.
+
+        ``compat`` checks the parameters against the model family's rules before sending:
+        ``"warn"`` sends them unchanged with a ``CompatibilityWarning``, ``"strict"`` raises,
+        ``"adapt"`` rewrites them and lists the changes in the result's ``adjustments``,
+        ``"off"`` checks nothing.
 
         Returns:
             A ``ChatCompletion``; with ``stream=True``, an ``AsyncStream`` returned once the
@@ -180,27 +220,154 @@ class Completions:
             APIStatusError: the server answered with an error (a subclass per status).
             APIConnectionError: no answer (``APITimeoutError`` when a clock ran out).
             APIResponseValidationError: a 2xx answer that is not a chat completion.
+            CompatibilityError: ``compat="strict"`` and a parameter the model family does not
+                take (raised before anything is sent).
         """
         client = self._client
         client._check_open()
-        body = encode_body(params, stream=stream)
-        options = self._options(params, stream)
-        tokens = estimate_tokens(body, params) if client._rate.needs_estimate else 0
+        sent: Mapping[str, Any] = params
+        adjustments = None
+        mode = params.get("compat", client._config.compat)
+        if mode != "off":
+            sent, adjustments = check(params, mode)
+        body = encode_body(sent, stream=stream)
+        options = self._options(sent, stream)
+        tokens = estimate_tokens(body, sent) if client._rate.needs_estimate else 0
         if stream:
-            return await client._stream(
+            chunks = await client._stream(
                 "/chat/completions",
                 decoder=_chunk_decoder,
                 options=options,
                 body=body,
                 tokens=tokens,
             )
-        return await client._request(
+            chunks.adjustments = adjustments
+            return chunks
+        completion = await client._request(
             "POST",
             "/chat/completions",
             decoder=_completion_decoder,
             options=options,
             body=body,
             tokens=tokens,
+        )
+        if adjustments is not None:
+            completion.adjustments = adjustments
+        return completion
+
+    @overload
+    async def parse(
+        self,
+        *,
+        response_format: type[T],
+        stream: Literal[False] = False,
+        **params: Unpack[CompletionParseParams],
+    ) -> ParsedChatCompletion[T]: ...
+    @overload
+    async def parse(
+        self,
+        *,
+        response_format: type[T],
+        stream: Literal[True],
+        **params: Unpack[CompletionParseParams],
+    ) -> ParsedAsyncStream[T]: ...
+    @overload
+    async def parse(
+        self,
+        *,
+        response_format: type[T],
+        stream: bool,
+        **params: Unpack[CompletionParseParams],
+    ) -> ParsedChatCompletion[T] | ParsedAsyncStream[T]: ...
+    async def parse(
+        self,
+        *,
+        response_format: type[T],
+        stream: bool = False,
+        **params: Unpack[CompletionParseParams],
+    ) -> ParsedChatCompletion[T] | ParsedAsyncStream[T]:
+        """Create a completion whose answer is a ``response_format``, decoded into that type.
+
+        ``response_format`` is a msgspec Struct, dataclass or TypedDict (anything msgspec
+        describes as a JSON object); it is sent as a strict ``json_schema`` named after the type
+        (see ``to_strict_json_schema``). The other parameters are ``create()``'s.
+
+        Returns:
+            A ``ParsedChatCompletion`` whose ``choices[i].message.parsed`` is a
+            ``response_format`` (``None`` with a refusal: ``message.refusal`` says why); with
+            ``stream=True``, a ``ParsedAsyncStream`` whose ``final()`` returns it.
+
+        Raises:
+            ContentParseError: the content is not JSON of that type (the message shows it and
+                where it failed).
+            TypeError: ``response_format`` is not an object type msgspec can describe.
+            Exception: whatever ``create()`` raises.
+        """
+        request_format = response_format_for(response_format)
+        if stream:
+            chunks = await self.create(stream=True, response_format=request_format, **params)
+            return ParsedAsyncStream(chunks, response_format)
+        completion = await self.create(response_format=request_format, **params)
+        return parse_completion(completion, response_format)
+
+    async def run_tools(
+        self,
+        *,
+        tools: Sequence[Tool[..., Any] | Callable[..., Any]],
+        max_turns: int = 10,
+        tool_errors: ToolErrors = "send",
+        **params: Unpack[RunToolsParams],
+    ) -> ToolRun:
+        """Call the model, run the tools it asks for, send their results back; repeat.
+
+        The loop ends when the model answers without tool calls (whatever ``finish_reason``
+        says: Gemini routes say ``stop`` after tool calls). Calls of one turn run concurrently;
+        their ``tool`` messages follow the assistant message in call order. Only choice 0 is
+        followed.
+
+        Args:
+            tools: Typed functions (sync ones run in a worker thread) or ``Tool`` objects
+                from ``function_tool``. Arguments are decoded into the parameter types first.
+            max_turns: Model calls at most.
+            tool_errors: ``"send"``: a tool that raises, bad arguments or an unknown tool name
+                send ``"Error: <type>: <message>"`` back to the model as the call's result;
+                ``"raise"``: that exception is raised (the turn's other calls are cancelled).
+            params: ``create()``'s parameters (``stream`` aside).
+
+        Returns:
+            A ``ToolRun``: ``completion`` (the last), ``completions`` (one per turn),
+            ``messages`` (the conversation, ready to be sent again) and ``turns``.
+
+        Raises:
+            MaxTurnsExceededError: the model still called tools in turn ``max_turns``; the
+                tools of that turn were run and the error's ``messages`` holds everything.
+        """
+        return await run_tools(
+            self.create, params, tools=tools, max_turns=max_turns, tool_errors=tool_errors
+        )
+
+    def run_tools_stream(
+        self,
+        *,
+        tools: Sequence[Tool[..., Any] | Callable[..., Any]],
+        max_turns: int = 10,
+        tool_errors: ToolErrors = "send",
+        **params: Unpack[RunToolsParams],
+    ) -> AsyncIterator[ToolRunEvent]:
+        """``run_tools()`` with every turn streamed: yields events as they happen.
+
+        Yields:
+            ``TextDelta`` (content of choice 0, as it arrives), ``ToolCallRequested`` (once a
+            turn's stream ended), ``ToolCallCompleted`` (after the turn's calls all ran), and
+            last ``RunCompleted`` holding the ``ToolRun``.
+
+        Raises:
+            MaxTurnsExceededError: as ``run_tools()``, after the last turn's events.
+
+        Wrap the loop in ``contextlib.aclosing`` to free the connection at once on ``break``.
+        """
+        return run_tools_stream(
+            self.create, params, tools=tools, max_turns=max_turns, tool_errors=tool_errors
         )
 
 
@@ -226,6 +393,9 @@ class Completions:
         Yields:
             ``FanOutResult`` with ``index``, ``request``, ``completion`` or ``error``,
             ``attempts`` and ``latency``: exactly one per input, failures included.
+
+        ``compat`` applies to each request as in ``create()``, except that its warning for a
+        given parameter and model family comes once per fan-out, not once per request.
 
         Leaving the loop early (``break``, an exception, cancellation) cancels the requests in
         flight and frees their connections; wrap the loop in ``contextlib.aclosing`` to have

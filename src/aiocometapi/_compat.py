@@ -1,0 +1,400 @@
+"""CometAPI's per-provider parameter table, applied to a request before it is sent."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import msgspec
+
+from ._exceptions import CompatibilityError, ConfigurationError
+from .types import Adjustment, DeveloperMessage, SystemMessage
+
+__all__ = [
+    "DETECTION",
+    "FAMILIES",
+    "FAMILY_IDS",
+    "TABLE",
+    "CompatibilityWarning",
+    "Family",
+    "Mode",
+    "Rule",
+    "check",
+    "check_mode",
+    "family_of",
+    "warn_once_context",
+]
+
+Mode = Literal["warn", "strict", "adapt", "off"]
+_MODES = ("warn", "strict", "adapt", "off")
+
+
+class CompatibilityWarning(Warning):
+    """A request parameter the model's family does not take as given (``compat="warn"``)."""
+
+
+class _Finding(NamedTuple):
+    """What one rule found wrong with one parameter, and how ``adapt`` changes it."""
+
+    problem: str
+    """The parameter, the family and what the provider does, e.g. "n=2: Claude ... only"."""
+    action: str
+    before: Any
+    after: Any
+    done: str
+    """What ``adapt`` sent instead, e.g. "sent n=1"."""
+    target: str = ""
+    """The parameter ``adapt`` writes (another name when renamed; the same one when empty)."""
+    sent: Any = None
+    """The value ``adapt`` writes, when it differs from ``after`` (messages)."""
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class Rule:
+    """How a family takes one parameter; ``check`` returns ``None`` when the value fits."""
+
+    __slots__ = ()
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Range(Rule):
+    """A number from ``low`` to ``high``; ``adapt`` clamps it."""
+
+    low: float
+    high: float
+    note: str = ""
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if self.low <= value <= self.high:
+            return None
+        after = min(max(value, self.low), self.high)
+        if self.low == self.high:
+            accepts = f"{name}={self.low:g} only"
+        else:
+            accepts = f"{name} from {self.low:g} to {self.high:g}"
+        problem = f"{name}={value!r}: {family.label} models accept {accepts}{self.note}"
+        return _Finding(problem, "clamped", value, after, f"sent {name}={after!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MaxItems(Rule):
+    """A string or a list of at most ``limit`` strings (``stop``); ``adapt`` keeps the first."""
+
+    limit: int
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            return None
+        if len(value) <= self.limit:
+            return None
+        after = list(value[: self.limit])
+        problem = (
+            f"{name} has {len(value)} sequences: {family.label} models accept up to {self.limit}"
+        )
+        return _Finding(problem, "trimmed", value, after, f"sent the first {self.limit}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored(Rule):
+    """A parameter the family does not take; ``adapt`` leaves it out (``False`` asks nothing)."""
+
+    note: str = ""
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if value is False:
+            return None
+        problem = f"{name}={value!r}: {family.label} models do not take {name}{self.note}"
+        return _Finding(problem, "dropped", value, None, "left it out")
+
+
+@dataclass(frozen=True, slots=True)
+class RenamedTo(Rule):
+    """A legacy name the family refuses; ``adapt`` sends the value under ``to``."""
+
+    to: str
+    note: str = ""
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        problem = f"{name}={value!r}: {family.label} models require {self.to}{self.note}"
+        given = params.get(self.to)
+        if given is not None:
+            done = f"left it out, kept {self.to}={given!r}"
+            return _Finding(problem, "dropped", value, None, done)
+        return _Finding(problem, "renamed", value, value, f"sent {self.to}={value!r}", self.to)
+
+
+@dataclass(frozen=True, slots=True)
+class FormatTypes(Rule):
+    """``response_format`` types the family takes; ``adapt`` leaves out any other."""
+
+    allowed: frozenset[str]
+    note: str = ""
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if isinstance(value, Mapping):
+            kind = value.get("type")
+        elif isinstance(value, msgspec.Struct):
+            kind = type(value).__struct_config__.tag
+        else:
+            return None
+        if not isinstance(kind, str) or kind in self.allowed:
+            return None
+        accepted = " or ".join(sorted(self.allowed - {"text"}))
+        problem = f"{name} type {kind!r}: {family.label} models accept {accepted} only{self.note}"
+        return _Finding(problem, "dropped", kind, None, "left it out")
+
+
+@dataclass(frozen=True, slots=True)
+class DeveloperAsSystem(Rule):
+    """The family takes ``developer`` messages as ``system`` ones; ``adapt`` says so outright."""
+
+    behaviour: str
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if type(value) is not list and (not isinstance(value, Sequence) or isinstance(value, str)):
+            return None
+        for message in value:  # checked on every request to these families: kept cheap
+            if _is_developer(message):
+                break
+        else:
+            return None
+        found = [i for i, message in enumerate(value) if _is_developer(message)]
+        where = ", ".join(f"messages[{i}]" for i in found)
+        problem = f"{where} role 'developer': {family.label} models {self.behaviour}"
+        sent = [_as_system(m) if _is_developer(m) else m for m in value]
+        return _Finding(
+            problem, "rewritten", "developer", "system", "sent role 'system'", sent=sent
+        )
+
+
+def _is_developer(message: Any) -> bool:
+    if type(message) is dict or isinstance(message, Mapping):  # dict first: the ABC is slower
+        return message.get("role") == "developer"
+    return isinstance(message, DeveloperMessage)
+
+
+def _as_system(message: Any) -> Any:
+    if isinstance(message, DeveloperMessage):
+        return SystemMessage(content=message.content, name=message.name)
+    return {**message, "role": "system"}
+
+
+# --------------------------------------------------------------------------- the table
+
+YES = None
+"""Taken as OpenAI's API reference defines it: nothing to check."""
+
+CAPPED = Range(0, 1, " (higher values are capped at 1)")
+IGNORED = Ignored()
+NOT_BEFORE_O1 = Ignored(" (it is for o-series and GPT-5 models)")
+USES_THINKING = Ignored(" (Gemini uses thinking instead)")
+JSON_SCHEMA_ONLY = FormatTypes(frozenset({"text", "json_schema"}))
+MAX_COMPLETION = RenamedTo("max_completion_tokens", " (it counts reasoning tokens too)")
+DEV_AS_SYSTEM = DeveloperAsSystem("before o1 treat developer messages as system messages")
+DEV_HOISTED = DeveloperAsSystem(
+    "take developer messages as system instructions, moved to the conversation's start"
+)
+
+FAMILY_IDS = ("openai-gpt", "openai-reasoning", "claude", "gemini")
+_LABELS = ("OpenAI GPT", "OpenAI reasoning", "Claude", "Gemini")
+
+# CometAPI's chat-completions parameter table: a row per parameter, a column per family.
+# Parameters not named here (seed, tool_choice, ...) every family takes as OpenAI defines them.
+TABLE: dict[str, tuple[Rule | None, Rule | None, Rule | None, Rule | None]] = {
+    # parameter         OpenAI GPT      OpenAI reasoning  Claude (compat)   Gemini (compat)
+    "temperature":      (Range(0, 2),   Range(0, 2),      CAPPED,           Range(0, 2)),
+    "top_p":            (Range(0, 1),   Range(0, 1),      Range(0, 1),      Range(0, 1)),
+    "n":                (Range(1, 128), Range(1, 128),    Range(1, 1),      Range(1, 8)),
+    "stop":             (MaxItems(4),   MaxItems(4),      MaxItems(4),      MaxItems(5)),
+    "tools":            (YES,           YES,              YES,              YES),
+    "response_format":  (YES,           YES,              JSON_SCHEMA_ONLY, YES),
+    "logprobs":         (YES,           YES,              IGNORED,          IGNORED),
+    "top_logprobs":     (YES,           YES,              IGNORED,          IGNORED),
+    "reasoning_effort": (NOT_BEFORE_O1, YES,              IGNORED,          USES_THINKING),
+    "max_tokens":       (YES,           MAX_COMPLETION,   YES,              YES),
+    "messages":         (DEV_AS_SYSTEM, YES,              DEV_HOISTED,      DEV_HOISTED),
+}  # fmt: skip
+
+# Which family a model id belongs to: the first pattern matching the start of the id (lower
+# case, any "provider/" prefix removed) wins. No match: an unknown family, nothing is checked.
+DETECTION: tuple[tuple[str, str | None], ...] = (
+    (r"gpt-oss", None),  # open-weight, served by other providers with their own rules
+    (r"o\d+(?:-|$)", "openai-reasoning"),  # o1, o1-mini, o3, o3-pro, o4-mini ...
+    (r"gpt-5(?:[.-]|$)", "openai-reasoning"),  # gpt-5, gpt-5-mini, gpt-5.1, gpt-5.4-mini ...
+    (r"(?:chat)?gpt-", "openai-gpt"),  # gpt-4o, gpt-4.1, gpt-3.5-turbo, chatgpt-4o-latest ...
+    (r"claude-", "claude"),
+    (r"gemini-", "gemini"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One column of the table: the rules of the parameters this family takes differently."""
+
+    id: str
+    label: str
+    rules: Mapping[str, Rule] = field(repr=False)
+
+
+FAMILIES: dict[str, Family] = {
+    family_id: Family(
+        family_id,
+        label,
+        {name: rule for name, row in TABLE.items() if (rule := row[i]) is not None},
+    )
+    for i, (family_id, label) in enumerate(zip(FAMILY_IDS, _LABELS, strict=True))
+}
+
+_DETECT = tuple(
+    (re.compile(pattern), None if family_id is None else FAMILIES[family_id])
+    for pattern, family_id in DETECTION
+)
+_UNSEEN: Any = object()
+_by_model: dict[str, Family | None] = {}
+
+
+def family_of(model: str) -> Family | None:
+    """The family of a model id, or ``None`` when it is not one the table knows."""
+    family = _by_model.get(model, _UNSEEN)
+    if family is _UNSEEN:
+        name = model.strip().lower().rpartition("/")[2]
+        family = next((f for pattern, f in _DETECT if pattern.match(name)), None)
+        if len(_by_model) >= 1024:  # a bound, should a caller send endless distinct ids
+            _by_model.clear()
+        _by_model[model] = family
+    return family  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- applying it
+
+
+def check_mode(mode: object) -> Mode:
+    """``mode`` if it is a compat mode; else ``ConfigurationError``."""
+    if mode not in _MODES:
+        modes = ", ".join(map(repr, _MODES))
+        raise ConfigurationError(f"compat must be one of {modes}, got {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+_warned: contextvars.ContextVar[set[tuple[str, str]] | None] = contextvars.ContextVar(
+    "aiocometapi_compat_warned", default=None
+)
+
+
+def warn_once_context() -> contextvars.Context:
+    """A copy of the current context in which each (parameter, family) warns once only.
+
+    A fan-out creates its runner task in it; the tasks it starts share the one set.
+    """
+    context = contextvars.copy_context()
+    context.run(_warned.set, set())
+    return context
+
+
+def _warn(message: str, parameter: str, family: Family) -> None:
+    seen = _warned.get()
+    if seen is not None:
+        key = (parameter, family.id)
+        if key in seen:
+            return
+        seen.add(key)
+    # Frames: _warn, _report, check, Completions.create, the caller's line.
+    warnings.warn(CompatibilityWarning(message), stacklevel=5)
+
+
+def check(
+    params: Mapping[str, Any], mode: str
+) -> tuple[Mapping[str, Any], list[Adjustment] | None]:
+    """Apply the table to ``create()`` parameters in ``mode`` (anything but ``"off"``).
+
+    Returns:
+        The parameters to send (a new dict if ``adapt`` changed any) and, with ``adapt``,
+        the list of changes made (``None`` in the other modes).
+
+    Raises:
+        CompatibilityError: ``strict``, and a parameter does not fit the model's family.
+        ConfigurationError: ``mode`` is not a compat mode.
+    """
+    if mode not in _MODES:
+        check_mode(mode)
+    model = params.get("model")
+    family = family_of(model) if isinstance(model, str) else None
+    adapt = mode == "adapt"
+    if family is None or mode == "off":
+        return params, [] if adapt else None
+    rules = family.rules
+    findings: list[tuple[str, _Finding]] | None = None
+    for name, value in params.items():
+        rule = rules.get(name)
+        if rule is None or value is None or value is msgspec.UNSET:
+            continue
+        found = rule.check(name, value, family, params)
+        if found is not None:
+            if findings is None:
+                findings = []
+            findings.append((name, found))
+    if findings is None:
+        return params, [] if adapt else None
+    return _report(params, findings, family, mode, model)
+
+
+def _report(
+    params: Mapping[str, Any],
+    findings: list[tuple[str, _Finding]],
+    family: Family,
+    mode: str,
+    model: Any,
+) -> tuple[Mapping[str, Any], list[Adjustment] | None]:
+    if mode == "strict":
+        problems = "; ".join(found.problem for _, found in findings)
+        raise CompatibilityError(
+            f"{problems} (model {model!r}). Nothing was sent: compat='strict' refuses parameters "
+            "the model family does not take; compat='adapt' rewrites them."
+        )
+    if mode == "warn":
+        for name, found in findings:
+            _warn(f"{found.problem} (model {model!r}); sent unchanged", name, family)
+        return params, None
+    adapted = dict(params)
+    adjustments = []
+    for name, found in findings:
+        del adapted[name]
+        if found.action != "dropped":
+            sent = found.after if found.sent is None else found.sent
+            adapted[found.target or name] = sent
+        adjustment = Adjustment(
+            parameter=name,
+            family=family.id,
+            action=found.action,
+            before=found.before,
+            after=found.after,
+            message=f"{found.problem}; {found.done}",
+        )
+        adjustments.append(adjustment)
+        _warn(f"{adjustment.message} (model {model!r})", name, family)
+    return adapted, adjustments
