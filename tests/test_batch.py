@@ -168,7 +168,7 @@ def test_key_never_appears_in_output_or_stderr(
     out = tmp_path / "out.jsonl"
     assert batch(threaded_server, inp, out) == 1
     captured = capsys.readouterr()
-    assert FAKE_KEY not in out.read_text() and "[redacted]" in out.read_text()
+    assert FAKE_KEY not in out.read_text() and "***" in out.read_text()
     assert FAKE_KEY not in captured.err + captured.out
 
 

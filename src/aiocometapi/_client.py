@@ -23,6 +23,7 @@ from ._exceptions import (
     APITimeoutError,
     ClientClosedError,
     ConfigurationError,
+    redact,
     request_id_from_headers,
     status_error,
 )
@@ -76,7 +77,7 @@ def _normalize_base_url(url: str) -> str:
         warnings.warn(
             f"base_url {url!r} is plain http: the API key would cross the network unencrypted.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
     return url.rstrip("/")
 
@@ -223,6 +224,7 @@ class AsyncCometAPI:
         from .resources.models import Models
 
         self._config = config
+        self._secret = config.api_key.encode()
         self._transport = transport
         self._rate = rate
         self._owner = owner
@@ -346,6 +348,7 @@ class AsyncCometAPI:
         url = self._config.base_url + path
         label = f"{method} {path}"
         debug = log.isEnabledFor(logging.DEBUG)
+        secret = self._secret
 
         async def attempt() -> T:
             await rate.acquire(tokens)
@@ -372,12 +375,12 @@ class AsyncCometAPI:
                 )
             if status >= 300:
                 rate.release(status=status, retry_after=_retry.retry_after(reply.headers))
-                raise status_error(status, reply.headers, reply.body)
+                raise status_error(status, reply.headers, redact(reply.body, secret))
             try:
                 result = decoder.decode(reply.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 rate.release(status=None)
-                text = reply.body[:2000].decode("utf-8", errors="replace")
+                text = redact(reply.body, secret)[:2000].decode("utf-8", errors="replace")
                 raise APIResponseValidationError(
                     f"The response is not the JSON the API promises ({exc}); it starts: "
                     f"{text[:200]!r}",
@@ -447,7 +450,7 @@ class AsyncCometAPI:
                 return source, source.headers, request_id_from_headers(source.headers)
             rate.release(status=status, retry_after=_retry.retry_after(source.headers))
             try:
-                raw = await source.read_all()
+                raw = redact(await source.read_all(), self._secret)
             finally:
                 source.abort()
             raise status_error(status, source.headers, raw)
@@ -468,6 +471,7 @@ class AsyncCometAPI:
             max_event_size=self._config.max_event_size,
             reopen=attempt,
             policy=options.policy,
+            secret=self._secret,
         )
 
     def _check_open(self) -> None:

@@ -70,6 +70,15 @@ __all__ = [
 _REQUEST_ID_SUFFIX = re.compile(r"\(request id: ?([^)\s]+)\)")
 
 
+def redact(data: bytes, secret: bytes) -> bytes:
+    """``data`` with every copy of ``secret`` (the API key) replaced by ``***``.
+
+    Servers and proxies sometimes echo request headers back in an error body; nothing built
+    from such a body (messages, ``body`` attributes, logs) may carry the key on.
+    """
+    return data.replace(secret, b"***") if secret and secret in data else data
+
+
 def request_id_from_message(message: str | None) -> str | None:
     """Return the id in CometAPI's "(request id: ...)" message suffix, if there is one."""
     if not message or "request id" not in message:

@@ -174,18 +174,23 @@ async def run_with_retries(
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        seconds = wait_for(policy, exc, state.attempt_number)
+        return wait_for(policy, exc, state.attempt_number)
+
+    def announce(state: RetryCallState) -> None:
+        # Called only when another try follows (tenacity asks for the wait before that).
+        exc = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
         log.info(
             "%s: try %d failed (%s: %s); retrying in %.2f s",
             label, state.attempt_number, type(exc).__name__, exc, seconds,
         )
-        return seconds
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.max_retries + 1),
         wait=wait,
         retry=retry_if_exception(is_retryable),
         sleep=sleep,
+        before_sleep=announce,
         reraise=True,
     )
     return await retrying(again)

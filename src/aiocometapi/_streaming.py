@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -17,6 +19,7 @@ from ._exceptions import (
     APITimeoutError,
     IncompleteStreamError,
     StreamError,
+    redact,
 )
 from ._transport import Timeout
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
@@ -48,6 +51,13 @@ _CLOCK_NAMES = {
 }
 
 
+def _fire(stream: weakref.ref[AsyncStream[Any]]) -> None:
+    # The timer holds the stream weakly, so a stream the caller dropped is not kept alive.
+    target = stream()
+    if target is not None:
+        target._on_timer()
+
+
 class AsyncStream(Generic[ChunkT]):
     """A streamed chat completion: iterate it for chunks, or use ``text()`` or ``final()``.
 
@@ -68,6 +78,7 @@ class AsyncStream(Generic[ChunkT]):
         reopen: Callable[[], Awaitable[tuple[ByteSource, Mapping[str, str], str | None]]]
         | None = None,
         policy: _retry.RetryPolicy | None = None,
+        secret: bytes = b"",
     ) -> None:
         self._source = source
         self._decoder = decoder
@@ -79,6 +90,7 @@ class AsyncStream(Generic[ChunkT]):
         self._closed = False
         self._reopen = reopen
         self._policy = policy
+        self._secret = secret
         self.headers: Mapping[str, str] = headers
         """The response headers."""
         self.request_id = request_id
@@ -196,16 +208,18 @@ class AsyncStream(Generic[ChunkT]):
             partial=self._partial(),
         )
 
+    def _redact(self, data: bytes | str) -> bytes:
+        raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+        return redact(raw, self._secret)
+
     def _decode_slowly(self, data: bytes | str, failure: msgspec.DecodeError) -> ChunkT:
         if isinstance(data, bytes):
-            text = data.decode("utf-8", "replace")
             try:
                 # Invalid UTF-8 in otherwise good JSON: replace it, as the SSE spec does.
-                return self._decoder.decode(text)
+                return self._decoder.decode(data.decode("utf-8", "replace"))
             except msgspec.DecodeError:
                 pass
-        else:
-            text = data
+        text = self._redact(data).decode("utf-8", "replace")
         raise StreamError(
             f"A stream chunk is not valid JSON ({failure}); it starts: {text[:200]!r}",
             request_id=self.request_id,
@@ -242,17 +256,15 @@ class AsyncStream(Generic[ChunkT]):
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         if envelope.error is not None:
-            raise self._error_from(data, envelope)
+            raise self._error_from(data)
 
-    def _error_from(
-        self, data: bytes | str, envelope: _ErrorEnvelope | None = None
-    ) -> StreamError:
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        if envelope is None:
-            try:
-                envelope = _error_decoder.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                envelope = _ErrorEnvelope(error=text or "unknown error")
+    def _error_from(self, data: bytes | str) -> StreamError:
+        raw = self._redact(data)
+        text = raw.decode("utf-8", "replace")
+        try:
+            envelope = _error_decoder.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            envelope = _ErrorEnvelope(error=text or "unknown error")
         error = envelope.error
         if not isinstance(error, ErrorObject):
             error = ErrorObject(message=str(error) if error is not None else text)
@@ -325,7 +337,7 @@ class AsyncStream(Generic[ChunkT]):
     def _arm(self) -> None:
         deadline = self._deadline()
         if deadline is not None:
-            self._timer = self._loop.call_at(deadline[0], self._on_timer)
+            self._timer = self._loop.call_at(deadline[0], _fire, weakref.ref(self))
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -339,7 +351,7 @@ class AsyncStream(Generic[ChunkT]):
             self._expired = deadline[1]
             self._source.abort()
         else:
-            self._timer = self._loop.call_at(deadline[0], self._on_timer)
+            self._timer = self._loop.call_at(deadline[0], _fire, weakref.ref(self))
 
     def _timeout_error(self) -> APITimeoutError:
         which = self._expired or "idle"
@@ -365,6 +377,12 @@ class AsyncStream(Generic[ChunkT]):
         if not self._finished:
             self._closed = True
             self._source.abort()
+
+    def __del__(self) -> None:
+        # A stream dropped unfinished without aclose() still gives its connection up.
+        if not (self._finished or self._closed):
+            with contextlib.suppress(Exception):
+                self._source.abort()
 
     async def aclose(self) -> None:
         """Stop reading; the connection is closed unless the stream already ended cleanly."""

@@ -14,6 +14,7 @@ from typing import NoReturn
 import aiohttp
 import aiohttp.helpers
 import anyio
+import multidict
 import yarl
 
 from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError
@@ -310,8 +311,22 @@ class Transport:
         return StreamBody(response)
 
 
+def _mask_key(exc: BaseException) -> None:
+    # aiohttp's response errors keep the request's headers, which a repr() or a debugger
+    # would show; the chained cause must not carry the key.
+    info = getattr(exc, "request_info", None)
+    headers = getattr(info, "headers", None)
+    if headers is None or "Authorization" not in headers or not hasattr(info, "_replace"):
+        return
+    masked = multidict.CIMultiDict(headers)
+    masked["Authorization"] = "Bearer ***"
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.request_info = info._replace(headers=multidict.CIMultiDictProxy(masked))  # type: ignore[attr-defined,union-attr]
+
+
 def _raise_converted(exc: BaseException) -> NoReturn:
     """Raise the aiocometapi error for an aiohttp / OS / timeout error, chained to it."""
+    _mask_key(exc)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         raise APITimeoutError(
             "Timed out connecting to the server (the 'connect' clock).", which="connect"
