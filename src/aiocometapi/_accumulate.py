@@ -44,12 +44,15 @@ class _ChoiceParts:
     __slots__ = (
         "content",
         "finish_reason",
+        "last_index",
         "logprobs",
         "reasoning",
         "refusal",
         "refusal_logprobs",
         "role",
+        "tool_call_ids",
         "tool_calls",
+        "top_index",
     )
 
     def __init__(self) -> None:
@@ -58,6 +61,9 @@ class _ChoiceParts:
         self.refusal: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, _ToolCallParts] = {}
+        self.tool_call_ids: dict[str, int] = {}
+        self.top_index = -1
+        self.last_index = 0
         self.finish_reason: str | None = None
         self.logprobs: list[ChatCompletionTokenLogprob] | None = None
         self.refusal_logprobs: list[ChatCompletionTokenLogprob] | None = None
@@ -94,9 +100,12 @@ class _ChoiceParts:
         parts = calls.get(index)
         if parts is None:
             parts = calls[index] = _ToolCallParts()
+            self.top_index = max(self.top_index, index)
+        self.last_index = index
         # id, type and name are set once: some providers repeat them in every fragment.
         if delta.id and parts.id is None:
             parts.id = delta.id
+            self.tool_call_ids.setdefault(delta.id, index)
         if delta.type and parts.type is None:
             parts.type = delta.type
         function = delta.function
@@ -107,13 +116,10 @@ class _ChoiceParts:
                 parts.arguments.append(function.arguments)
 
     def _index_of(self, call_id: str | None) -> int:
-        calls = self.tool_calls
         if call_id:
-            for index, parts in calls.items():
-                if parts.id == call_id:
-                    return index
-            return max(calls, default=-1) + 1
-        return max(calls, default=0)
+            known = self.tool_call_ids.get(call_id)
+            return self.top_index + 1 if known is None else known
+        return self.last_index
 
     def build(self, index: int) -> Choice:
         content = "".join(self.content)
