@@ -121,12 +121,7 @@ class RequestOptions:
         self.timeout = config.timeout if timeout is None else Timeout.of(timeout)
         self.policy = config.policy
         if max_retries is not None:
-            self.policy = _retry.RetryPolicy(
-                max_retries=_check_retries(max_retries),
-                initial_wait=config.policy.initial_wait,
-                max_wait=config.policy.max_wait,
-                max_retry_after=config.policy.max_retry_after,
-            )
+            self.policy = replace(config.policy, max_retries=_check_retries(max_retries))
 
 
 def _check_retries(value: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -300,12 +301,7 @@ class AsyncStream(Generic[ChunkT]):
         self._cancel_timer()
         policy = self._policy
         await _retry.sleep(_retry.wait_for(policy, failure, 1))
-        self._policy = _retry.RetryPolicy(
-            max_retries=policy.max_retries - 1,
-            initial_wait=policy.initial_wait,
-            max_wait=policy.max_wait,
-            max_retry_after=policy.max_retry_after,
-        )
+        self._policy = dataclasses.replace(policy, max_retries=policy.max_retries - 1)
         try:
             self._source, self.headers, self.request_id = await _retry.run_with_retries(
                 self._reopen, self._policy
