@@ -353,6 +353,19 @@ async def test_rps_limit() -> None:
         assert (headers["retry-after"], headers["retry-after-ms"]) == ("3", "2500")
 
 
+async def test_stats_route() -> None:
+    """GET /v1/mock/stats gives the counters as JSON, for a client in another process."""
+    async with MockServer(rps_limit=1) as server, aiohttp.ClientSession(headers=AUTH) as session:
+        assert [(await post(server, chat()))[0] for _ in range(2)] == [200, 429]
+        async with session.get(server.url + "/mock/stats") as resp:
+            assert resp.status == 200
+            stats = json.loads(await resp.read())
+        assert stats["rate_limited"] == 1 and stats["requests"] == 3
+        assert stats["responses_by_status"] == {"200": 1, "429": 1}
+        async with session.post(server.url + "/mock/stats") as resp:
+            assert resp.status == 405
+
+
 async def test_max_in_flight() -> None:
     """With max_in_flight=1 a second concurrent request is refused while the first runs."""
     async with MockServer(max_in_flight=1, latency=0.2) as server:

@@ -543,7 +543,8 @@ class _CountingServer(web.Server):
 class MockServer:
     """A CometAPI look-alike on a local port: ``async with MockServer() as server: server.url``.
 
-    It serves ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /v1/models/{id}``,
+    It serves ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /v1/models/{id}``
+    (plus ``GET /v1/mock/stats``: ``stats`` as JSON, status counts keyed by strings),
     records every request in ``requests``, and answers a chat request in this order:
 
     1. **Auth**: with ``api_key`` set only ``Bearer <api_key>`` passes; without it any non-empty
@@ -803,7 +804,7 @@ class MockServer:
         path = request.path.rstrip("/")
         if path == "/v1/chat/completions":
             allowed = "POST"
-        elif path == "/v1/models" or path.startswith("/v1/models/"):
+        elif path in ("/v1/models", "/v1/mock/stats") or path.startswith("/v1/models/"):
             allowed = "GET"
         else:
             message = f"Invalid URL ({request.method} {request.path})"
@@ -816,6 +817,9 @@ class MockServer:
         if not self._authorized(request.headers.get("Authorization", "")):
             error = _error_body("Invalid API key", "invalid_request_error", "invalid_api_key")
             return _response(request_id, 401, error)
+        if path == "/v1/mock/stats":
+            # ``stats`` as JSON, for a benchmark or test that runs the server in another process.
+            return _response(request_id, 200, self.stats)
         if allowed == "GET":
             return self._models_reply(request_id, path)
         return await self._chat(request, number, body)
