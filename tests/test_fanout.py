@@ -214,7 +214,7 @@ async def test_shared_cool_down_across_workers() -> None:
         state = client.rate_state()
     assert all(r.ok for r in results) and len(results) == 300
     assert state.rate_limited == server.stats.rate_limited > 0
-    assert state.rate_limit < 1000 and state.concurrency_limit < 100
+    assert state.rate_limit < 1000  # pacing took over from the stampede
     # The burst overshoots once; after that the workers are paced instead of stampeding.
     assert server.stats.rate_limited < 150, server.stats.rate_limited
     assert elapsed < 300 / 100 * 2.5

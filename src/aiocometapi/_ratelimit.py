@@ -1,9 +1,11 @@
 """The client-wide rate controller: every request on a client shares one view of the server's room.
 
-Until the server first answers 429 (and with no budget set) it only counts. After a 429 it paces
-new starts at the rate the server was admitting, pauses them for the server's ``Retry-After``,
-and halves the allowed concurrency; each success then adds back a little rate and concurrency,
-so a fan-out settles at the server's capacity instead of stampeding it.
+Until the server first answers 429 (and with no budget set) it only counts. After a 429 it pauses
+new starts for the server's ``Retry-After`` and paces them at the rate the server admitted over
+the last second (requests started minus requests refused, so it works whatever the answers'
+latency); each success then adds back a little rate, so a fan-out settles at the server's
+capacity instead of stampeding it. With nothing to measure a rate by, it halves the allowed
+concurrency instead, and successes add it back.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from . import _retry
 __all__ = ["RateController", "RateState"]
 
 _WINDOW = 1.0
-_RATE_STEP = 0.02
-"""Requests/s added back per success: at rate R that is 2% of R per second (additive probing)."""
+_RATE_STEP = 0.05
+"""Requests/s added back per success: at rate R that is 5% of R per second (additive probing)."""
+_LIMIT_STEP = 2.0
+"""Concurrency added back per round trip of successes (``_LIMIT_STEP / limit`` per success)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,8 @@ class RateController:
         self._next_start = 0.0
         self._paused_until = 0.0
         self._calm_after = 0.0
-        self._admitted: deque[float] = deque()
+        self._starts: deque[float] = deque()
+        self._refusals: deque[float] = deque()
 
     @property
     def needs_estimate(self) -> bool:
@@ -115,10 +120,13 @@ class RateController:
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until a request may start; pair every call with one ``release()``."""
+        now = time.monotonic()
+        self._starts.append(now)
         if not self._engaged:
             self.in_flight += 1
+            if len(self._starts) > 256:
+                _trim(self._starts, now)
             return
-        now = time.monotonic()
         delay = max(0.0, self._paused_until - now)
         if self._rate != math.inf:
             start = max(now + delay, self._next_start)
@@ -178,39 +186,42 @@ class RateController:
 
     def _on_rate_limited(self, retry_after: float | None) -> None:
         self.rate_limited += 1
+        self._engaged = True
         now = time.monotonic()
+        self._refusals.append(now)
         pause = 0.5 if retry_after is None else min(retry_after, 60.0)
         self._paused_until = max(self._paused_until, now + pause)
         self._next_start = max(self._next_start, self._paused_until)
+        admitted = _trim(self._starts, now) - _trim(self._refusals, now)
         if now < self._calm_after:
-            return  # one decrease per congestion event, not one per rejected request
+            return  # one cut per congestion event, not one per refused request
         self._calm_after = now + max(pause, 0.1)
-        admitted = self._admitted_rate(now)
-        if admitted:
-            self._rate = max(1.0, admitted)
+        if admitted >= 1:
+            # Pace new starts at what the server let through over the last second, but cut
+            # at most by half at a time: a second spent paused admits little and says little.
+            measured = admitted / _WINDOW
+            self._rate = measured if self._rate == math.inf else max(measured, self._rate / 2)
         elif self._rate != math.inf:
             self._rate = max(1.0, self._rate / 2)
-        self._set_limit(max(1.0, self.in_flight / 2.0))
+        else:
+            # Nothing to pace by: halve what may be in flight instead.
+            self._set_limit(max(1.0, self.in_flight / 2.0))
 
     def _on_success(self) -> None:
-        now = time.monotonic()
-        admitted = self._admitted
-        admitted.append(now)
-        if len(admitted) > 64 and admitted[0] < now - _WINDOW:
-            self._admitted_rate(now)
         if self._limit != math.inf:
-            self._set_limit(self._limit + 1.0 / self._limit)
+            self._set_limit(self._limit + _LIMIT_STEP / self._limit)
         if self._rate != math.inf:
             self._rate += _RATE_STEP
 
-    def _admitted_rate(self, now: float) -> float:
-        admitted = self._admitted
-        while admitted and admitted[0] < now - _WINDOW:
-            admitted.popleft()
-        return len(admitted) / _WINDOW
-
     def _set_limit(self, limit: float) -> None:
-        self._engaged = True
         self._limit = limit
         if self._waiters:
             self._wake()
+
+
+def _trim(times: deque[float], now: float) -> int:
+    """Drop the times older than the window; return how many are left."""
+    horizon = now - _WINDOW
+    while times and times[0] < horizon:
+        times.popleft()
+    return len(times)
