@@ -22,7 +22,9 @@ from ._exceptions import (
     APIResponseValidationError,
     APITimeoutError,
     ClientClosedError,
+    CometAPIError,
     ConfigurationError,
+    StreamError,
     redact,
     request_id_from_headers,
     status_error,
@@ -46,6 +48,19 @@ T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
 DEFAULT_MAX_RETRIES = 4
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """Decode an answer; invalid UTF-8 inside its strings reads as U+FFFD, as in a stream.
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not the JSON expected.
+        RecursionError: nested deeper than msgspec goes.
+    """
+    try:
+        return decoder.decode(body)
+    except UnicodeDecodeError:
+        return decoder.decode(body.decode("utf-8", "replace"))
 
 
 def _check_header(name: str, value: str) -> None:
@@ -143,6 +158,7 @@ class AsyncCometAPI:
         default_headers: Headers sent with every request.
         trust_env: Honour ``HTTP(S)_PROXY`` / ``NO_PROXY`` and ``.netrc`` (default True).
         max_event_size: Largest single stream event accepted, in bytes.
+        max_body_size: Largest non-streamed answer accepted, in bytes (default 64 MiB).
         requests_per_minute: A budget of requests per minute for this client (default none).
         tokens_per_minute: A budget of tokens per minute, estimated from each request and
             corrected by the usage that comes back (default none).
@@ -170,6 +186,7 @@ class AsyncCometAPI:
         default_headers: Mapping[str, str] | None = None,
         trust_env: bool = True,
         max_event_size: int = 16 * 1024 * 1024,
+        max_body_size: int = 64 * 1024 * 1024,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         compat: Mode = "warn",
@@ -209,7 +226,9 @@ class AsyncCometAPI:
         rate = RateController(
             requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
         )
-        transport = Transport(max_connections=max_connections, trust_env=trust_env)
+        transport = Transport(
+            max_connections=max_connections, trust_env=trust_env, max_body_size=max_body_size
+        )
         self._init(config, transport, rate, True)
 
     def _init(
@@ -372,8 +391,8 @@ class AsyncCometAPI:
                 rate.release(status=status, retry_after=_retry.retry_after(reply.headers))
                 raise status_error(status, reply.headers, redact(reply.body, secret))
             try:
-                result = decoder.decode(reply.body)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                result = decode_json(decoder, reply.body)
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
                 rate.release(status=None)
                 text = redact(reply.body, secret)[:2000].decode("utf-8", errors="replace")
                 raise APIResponseValidationError(
@@ -442,6 +461,9 @@ class AsyncCometAPI:
             status = source.status
             if status < 300:
                 rate.release(status=status)
+                content_type = source.headers.get("Content-Type", "")
+                if content_type.startswith(("application/json", "text/html")):
+                    raise await self._not_a_stream(source, content_type)
                 return source, source.headers, request_id_from_headers(source.headers)
             rate.release(status=status, retry_after=_retry.retry_after(source.headers))
             try:
@@ -467,6 +489,33 @@ class AsyncCometAPI:
             reopen=attempt,
             policy=options.policy,
             secret=self._secret,
+        )
+
+    async def _not_a_stream(self, source: StreamBody, content_type: str) -> CometAPIError:
+        """The error for a 2xx answer to a stream request that is plainly not a stream.
+
+        Not retried: a JSON completion or error may already have been paid for.
+        """
+        try:
+            raw = redact(await source.read_all(), self._secret)
+        finally:
+            source.abort()
+        request_id = request_id_from_headers(source.headers)
+        found = status_error(source.status, source.headers, raw)
+        if isinstance(found.body, dict) and "error" in found.body:
+            return StreamError(
+                f"The server answered a stream request with an error: {found.message}",
+                code=found.code,
+                type=found.type,
+                param=found.param,
+                request_id=request_id,
+            )
+        text = raw[:2000].decode("utf-8", "replace")
+        return APIResponseValidationError(
+            f"Asked for a stream, got {content_type!r}; it starts: {text[:200]!r}",
+            body=text,
+            status_code=source.status,
+            request_id=request_id,
         )
 
     def _check_open(self) -> None:

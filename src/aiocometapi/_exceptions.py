@@ -329,10 +329,10 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APISta
     decoded: Any = None
     message = code = type_ = param = None
     try:
-        decoded = msgspec.json.decode(body)
+        decoded = msgspec.json.decode(text)
         envelope = msgspec.convert(decoded, _ErrorBody)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        envelope = None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        decoded = envelope = None
     if envelope is not None and isinstance(envelope.error, ErrorObject):
         error = envelope.error
         message = error.message

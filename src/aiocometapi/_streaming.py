@@ -147,6 +147,8 @@ class AsyncStream(Generic[ChunkT]):
                     data: bytes | str
                     if isinstance(event, bytes):
                         data = event
+                        if not data:
+                            continue  # "data: " alone: a keep-alive
                         if data == b"[DONE]":
                             await self._finish()
                             return
@@ -159,7 +161,7 @@ class AsyncStream(Generic[ChunkT]):
                             return
                     try:
                         chunk = decode(data)
-                    except msgspec.DecodeError as exc:
+                    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                         chunk = self._decode_slowly(data, exc)
                     if not chunk.choices and chunk.usage is None:
                         # Neither choices nor usage: perhaps {"error": {...}}, whose members
@@ -189,7 +191,9 @@ class AsyncStream(Generic[ChunkT]):
             try:
                 events = self._sse.feed_payloads(data)
             except EventTooLargeError as exc:
-                raise StreamError(str(exc), request_id=self.request_id) from exc
+                raise StreamError(
+                    str(exc), request_id=self.request_id, partial=self._partial()
+                ) from exc
             if events:
                 return events
 
@@ -213,13 +217,13 @@ class AsyncStream(Generic[ChunkT]):
         raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
         return redact(raw, self._secret)
 
-    def _decode_slowly(self, data: bytes | str, failure: msgspec.DecodeError) -> ChunkT:
-        if isinstance(data, bytes):
+    def _decode_slowly(self, data: bytes | str, failure: Exception) -> ChunkT:
+        if isinstance(failure, UnicodeDecodeError) and isinstance(data, bytes):
             try:
                 # Invalid UTF-8 in otherwise good JSON: replace it, as the SSE spec does.
                 return self._decoder.decode(data.decode("utf-8", "replace"))
-            except msgspec.DecodeError:
-                pass
+            except (msgspec.DecodeError, RecursionError) as exc:
+                failure = exc
         text = self._redact(data).decode("utf-8", "replace")
         raise StreamError(
             f"A stream chunk is not valid JSON ({failure}); it starts: {text[:200]!r}",
@@ -254,7 +258,7 @@ class AsyncStream(Generic[ChunkT]):
     def _check_error(self, data: bytes | str) -> None:
         try:
             envelope = _error_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
             return
         if envelope.error is not None:
             raise self._error_from(data)
@@ -263,8 +267,8 @@ class AsyncStream(Generic[ChunkT]):
         raw = self._redact(data)
         text = raw.decode("utf-8", "replace")
         try:
-            envelope = _error_decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            envelope = _error_decoder.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             envelope = _ErrorEnvelope(error=text or "unknown error")
         error = envelope.error
         if not isinstance(error, ErrorObject):

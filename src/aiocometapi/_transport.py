@@ -17,7 +17,13 @@ import anyio
 import multidict
 import yarl
 
-from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    ClientClosedError,
+    ConfigurationError,
+)
 
 __all__ = ["Reply", "StreamBody", "Timeout", "Transport", "deadline"]
 
@@ -118,16 +124,15 @@ class StreamBody:
             _raise_converted(exc)
 
     async def read_all(self, limit: int = DEFAULT_MAX_BODY_SIZE) -> bytes:
-        """The rest of the body (for error answers), cut at ``limit`` bytes."""
-        parts: list[bytes] = []
-        size = 0
-        while size <= limit:
+        """The rest of the body, or its first ``limit + 1`` bytes if it is longer than that."""
+        body = bytearray()
+        while len(body) <= limit:
             piece = await self.read()
             if not piece:
                 break
-            parts.append(piece)
-            size += len(piece)
-        return b"".join(parts)[:limit]
+            body += piece
+        del body[limit + 1 :]
+        return bytes(body)
 
     async def drain(self, limit: float = 2.0) -> None:
         """Read what is left of the body so the connection can go back to the pool.
@@ -278,13 +283,12 @@ class Transport:
             length = response.content_length
             if length is not None and length <= self.max_body_size:
                 data = await response.read()
+            elif length is not None:
+                raise self._too_large(length)
             else:
-                data = await StreamBody(response).read_all(self.max_body_size + 1)
+                data = await StreamBody(response).read_all(self.max_body_size)
                 if len(data) > self.max_body_size:
-                    raise APIConnectionError(
-                        f"The response body is over {self.max_body_size} bytes; refused. "
-                        "Raise max_body_size on the client if this answer is expected."
-                    )
+                    raise self._too_large(None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             response.close()
             _raise_converted(exc)
@@ -293,6 +297,15 @@ class Transport:
             raise
         response.release()
         return Reply(response.status, response.headers, data)
+
+    def _too_large(self, length: int | None) -> APIResponseValidationError:
+        size = f"{length} bytes" if length is not None else "longer"
+        return APIResponseValidationError(
+            f"The response body is {size}, over the max_body_size of {self.max_body_size} "
+            "bytes; refused. Pass a larger max_body_size to AsyncCometAPI if this answer is "
+            "expected.",
+            body="",
+        )
 
     async def open(
         self,
