@@ -221,12 +221,11 @@ def test_last_event_id_and_retry() -> None:
 def test_feed_payloads_gives_raw_bytes_for_plain_events() -> None:
     """feed_payloads returns plain data events as raw bytes and the rest as events."""
     decoder = SSEDecoder()
-    out = decoder.feed_payloads(
-        b'data: {"a":1}\n\nevent: error\ndata: x\n\ndata: l1\ndata: l2\n\ndata: [DONE]\n\n'
-    )
-    assert out == [
-        b'{"a":1}', E(event="error", data="x"), E(data="l1\nl2"), b"[DONE]"
+    assert decoder.feed_payloads(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [
+        b'{"a":1}', b"[DONE]"
     ]
+    out = decoder.feed_payloads(b"event: error\ndata: x\n\ndata: l1\ndata: l2\n\ndata: y\n\n")
+    assert out == [E(event="error", data="x"), E(data="l1\nl2"), b"y"]
 
 
 def test_huge_retry_does_not_raise() -> None:

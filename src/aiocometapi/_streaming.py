@@ -13,7 +13,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 
 from . import _retry
-from ._accumulate import FOLD_EVERY, Accumulator
+from ._accumulate import Accumulator
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -172,8 +172,6 @@ class AsyncStream(Generic[ChunkT]):
                     self._abort()
                     raise
                 pending.append(chunk)
-                if len(pending) >= FOLD_EVERY:
-                    self._accumulator.fold()
                 if not self.chunks_received:
                     self._cancel_timer()  # the first_event clock stops; the idle clock starts
                 self.chunks_received += 1
@@ -181,6 +179,9 @@ class AsyncStream(Generic[ChunkT]):
 
     async def _refill(self) -> list[bytes | ServerSentEvent]:
         """Read until the body gives at least one event (the caller is waiting: idle runs)."""
+        # Fold the chunks of the last read into the running completion: once per read, so the
+        # per-chunk path only appends, and the chunks held stay bounded by one read's worth.
+        self._accumulator.fold()
         if self._idle is not None:
             self._mark = self._loop.time()
         while True:

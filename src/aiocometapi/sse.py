@@ -158,29 +158,38 @@ class SSEDecoder:
                     return events
             self._general(data[:end], events)
             data = data[end:]
-        # Whole events with nothing buffered before them: split them on their blank lines at
-        # once and take single-line data events as they are.
+        # Whole events with nothing buffered before them. Splitting on the blank line *and* the
+        # next event's "data: " hands back each single-line data event's payload with no
+        # further slicing; any piece holding another line break goes through _lines.
         cut = data.rfind(b"\n\n")
         if 0 <= cut <= self._max_event_size:
-            for block in data[:cut].split(b"\n\n"):
-                if block[:6] == b"data: " and 10 not in block:
-                    payload = block[6:]
-                    events.append(
-                        payload
-                        if raw
-                        else ServerSentEvent(
-                            "message", payload.decode("utf-8", "replace"), self._id
-                        )
-                    )
+            pieces = data[:cut].split(b"\n\ndata: ")
+            first = pieces[0]
+            if first[:6] == b"data: " and 10 not in first:
+                pieces[0] = first[6:]
+            else:
+                self._block(first, events)
+                del pieces[0]
+            for payload in pieces:
+                if 10 in payload:
+                    self._block(b"data: " + payload, events)
+                elif raw:
+                    events.append(payload)
                 else:
-                    lines = block.split(b"\n")
-                    lines.append(b"")
-                    self._lines(lines, events, False)
+                    events.append(
+                        ServerSentEvent("message", payload.decode("utf-8", "replace"), self._id)
+                    )
             self._last_event_id = self._id
             data = data[cut + 2 :]
         if data:
             self._general(data, events)
         return events
+
+    def _block(self, block: bytes, events: list[bytes | ServerSentEvent]) -> None:
+        """Parse one whole block: its lines, then the blank line that ended it."""
+        lines = block.split(b"\n")
+        lines.append(b"")
+        self._lines(lines, events, False)
 
     def _general(self, data: bytes, events: list[bytes | ServerSentEvent]) -> None:
         # Every line of this chunk, and the data buffered with it, fits within this sum,
