@@ -52,7 +52,7 @@ _CLOCK_NAMES = {
 }
 
 
-def _fire(stream: weakref.ref[AsyncStream[Any]]) -> None:
+def _fire(stream: weakref.ref[Any]) -> None:
     # The timer holds the stream weakly, so a stream the caller dropped is not kept alive.
     target = stream()
     if target is not None:

@@ -269,7 +269,7 @@ def _docstring(function: Callable[..., Any]) -> tuple[str | None, dict[str, str]
         match = _ARG_LINE.match(text)
         if match and (current is None or depth <= indent):
             indent = depth
-            current = match.group(1)
+            current = str(match.group(1))
             params[current] = match.group(2).strip()
         elif current is not None:
             params[current] = f"{params[current]} {text}".strip()

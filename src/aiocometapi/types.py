@@ -295,7 +295,9 @@ class ParsedChatCompletionMessage(ChatCompletionMessage, Generic[ParsedT]):
 
 
 class ParsedChoice(Choice, Generic[ParsedT]):
-    message: ParsedChatCompletionMessage[ParsedT] = msgspec.field(
+    # A narrower message type than Choice's, which type checkers flag as an unsafe override of
+    # a mutable field; a parsed choice is only ever read, so it is safe here.
+    message: ParsedChatCompletionMessage[ParsedT] = msgspec.field(  # pyright: ignore[reportIncompatibleVariableOverride, reportAssignmentType]
         default_factory=ParsedChatCompletionMessage
     )
 
@@ -305,7 +307,7 @@ class ParsedChatCompletion(ChatCompletion, Generic[ParsedT]):
 
     # list is invariant, so a list of ParsedChoice is not a list[Choice] to mypy; reading
     # it as one is safe, and this keeps a parsed completion usable as a ChatCompletion.
-    choices: list[ParsedChoice[ParsedT]] = msgspec.field(  # type: ignore[assignment]
+    choices: list[ParsedChoice[ParsedT]] = msgspec.field(  # type: ignore[assignment]  # pyright: ignore[reportIncompatibleVariableOverride]
         default_factory=list
     )
 
