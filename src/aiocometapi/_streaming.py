@@ -371,6 +371,7 @@ class AsyncStream(Generic[ChunkT]):
     async def _finish(self) -> None:
         self._finished = True
         self._cancel_timer()
+        self._accumulator.fold()  # the last read's chunks are not kept past the end
         await self._source.drain()
 
     def _abort(self) -> None:

@@ -1,0 +1,348 @@
+"""The mock server's replies: completions and chunks built, streams written, for one request."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ._values import Drop, MockStats, Pause
+
+__all__ = ["mock_words"]
+
+_VOCABULARY = (
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
+    "hotel", "india", "juliet", "kilo", "lima", "mike",
+)
+_BATCH_BYTES = 64 * 1024
+_DONE = b"data: [DONE]\n\n"
+_SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+_JSON_CONTENT_TYPE = "application/json"
+_MODELS_CREATED = 1_700_000_000
+_encode = msgspec.json.Encoder().encode
+
+
+def mock_words(n: int) -> str:
+    """The reply content the server gives to a request whose body has ``{"mock": {"words": n}}``."""
+    size = len(_VOCABULARY)
+    return " ".join(_VOCABULARY[i % size] for i in range(n))
+
+
+# --------------------------------------------------------------------------- reply builders
+
+
+class _Dropped(Exception):
+    """Raised inside a handler to have the connection closed with no (further) response."""
+
+
+def _error_body(
+    message: str, type: str | None, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "code": code, "param": param}}
+
+
+def _sse(event: Any) -> bytes:
+    return b"data: " + _encode(event) + b"\n\n"
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
+        ]
+        return " ".join(texts)
+    return ""
+
+
+def _word_pieces(text: str) -> list[str]:
+    """Words with the whitespace after them, so that the pieces add up to ``text`` exactly."""
+    return re.findall(r"\s*\S+\s*|\s+", text)
+
+
+def _slices(text: str, parts: int) -> list[str]:
+    parts = max(1, min(parts, len(text)))
+    size = math.ceil(len(text) / parts) if text else 1
+    return [text[i : i + size] for i in range(0, len(text), size)] or [text]
+
+
+def _fragments(text: str) -> list[str]:
+    """``text`` cut into several deltas: by words, or by characters when it has under three."""
+    pieces = _word_pieces(text)
+    return pieces if len(pieces) >= 3 else _slices(text, 3)
+
+
+def _words(text: str | None) -> int:
+    return len(text.split()) if text else 0
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _headers(content_type: str, request_id: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    merged = {"Content-Type": content_type, "X-Request-Id": request_id}
+    for name, value in (extra or {}).items():
+        for same in [key for key in merged if key.lower() == name.lower()]:
+            del merged[same]
+        merged[name] = value
+    return merged
+
+
+def _invalid(body: Any) -> tuple[str, str | None] | None:
+    """Why a chat request body cannot be answered, and the parameter at fault; None if it can."""
+    if not isinstance(body, dict):
+        return "We could not parse the JSON body of your request.", None
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "you must provide a model parameter", "model"
+    if not isinstance(body.get("messages"), list):
+        return "Missing required parameter: 'messages'.", "messages"
+    n = body.get("n", 1)
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        return f"{n!r} is not a valid value for 'n': it must be an integer of at least 1.", "n"
+    return None
+
+
+@dataclass
+class _Exchange:
+    """One admitted chat request and what the replies need to know about it."""
+
+    request: web.BaseRequest
+    stats: MockStats
+    number: int
+    body: dict[str, Any]
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def request_id(self) -> str:
+        return f"mock-{self.number}"
+
+    @property
+    def completion_id(self) -> str:
+        return f"chatcmpl-mock-{self.number}"
+
+    @property
+    def model(self) -> str:
+        return str(self.body["model"])
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+    @property
+    def include_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+    @property
+    def n(self) -> int:
+        n = self.body.get("n")
+        return n if isinstance(n, int) else 1
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for m in self.body["messages"] if isinstance(m, dict)]
+
+    @property
+    def prompt_tokens(self) -> int:
+        chars = sum(len(_text_of(m.get("content"))) for m in self.messages)
+        return max(1, math.ceil(chars / 4))
+
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return _text_of(message.get("content"))
+        return ""
+
+    def chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, index: int = 0
+    ) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+
+    def usage_chunk(self, usage: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": dict(usage),
+        }
+
+    def completion(
+        self, messages: list[dict[str, Any]], finish_reason: str, usage: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {"index": i, "message": m, "logprobs": None, "finish_reason": finish_reason}
+                for i, m in enumerate(messages)
+            ],
+            "usage": dict(usage),
+        }
+
+
+def _response(
+    request_id: str,
+    status: int,
+    body: Any,
+    *,
+    content_type: str = _JSON_CONTENT_TYPE,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    if isinstance(body, str):
+        data = body.encode()
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+    else:
+        data = _encode(body)
+    return web.Response(
+        status=status, body=data, headers=_headers(content_type, request_id, headers)
+    )
+
+
+async def _write(resp: web.StreamResponse, chunks: list[bytes], split: int | None) -> None:
+    data = b"".join(chunks)
+    if not data:
+        return
+    if split is None:
+        await resp.write(data)
+        return
+    for start in range(0, len(data), split):
+        await resp.write(data[start : start + split])
+        # Two turns of the loop let an in-process client read each piece on its own.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+
+async def _write_stream(
+    ex: _Exchange,
+    pieces: Iterable[bytes | Pause | Drop],
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    coalesce: bool = True,
+    split: int | None = None,
+) -> web.StreamResponse:
+    """Send ``pieces`` as a chunked body; ``coalesce`` batches events into few large writes."""
+    resp = web.StreamResponse(
+        status=status, headers=_headers(_SSE_CONTENT_TYPE, ex.request_id, headers)
+    )
+    resp.headers.setdefault("Cache-Control", "no-cache")
+    resp.enable_chunked_encoding()
+    await resp.prepare(ex.request)
+    ex.stats.count_status(status)
+    pending: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            pending.append(piece)
+            size += len(piece)
+            if split is None and (not coalesce or size >= _BATCH_BYTES):
+                await _write(resp, pending, None)
+                pending.clear()
+                size = 0
+            continue
+        await _write(resp, pending, split)
+        pending.clear()
+        size = 0
+        if isinstance(piece, Pause):
+            await asyncio.sleep(piece.seconds)
+        else:
+            raise _Dropped
+    await _write(resp, pending, split)
+    await resp.write_eof()
+    return resp
+
+
+def _default_stream(
+    ex: _Exchange, content: str, usage: Mapping[str, Any], chunk_delay: float
+) -> Iterator[bytes | Pause]:
+    n = ex.n
+    for index in range(n):
+        yield _sse(ex.chunk({"role": "assistant", "content": ""}, index=index))
+    # Content chunks differ only in their text: encode the frame once and splice the text in.
+    head = _sse(ex.chunk({"content": "\x00"}))
+    before, _, after = head.rpartition(b'"\\u0000"')
+    prefixes = [before.replace(b'"index":0', b'"index":%d' % i, 1) for i in range(n)]
+    encoded: dict[str, bytes] = {}
+    for word in _word_pieces(content):
+        text = encoded.get(word)
+        if text is None:
+            text = encoded[word] = _encode(word)
+        for prefix in prefixes:
+            yield prefix + text + after
+        if chunk_delay > 0:
+            yield Pause(chunk_delay)
+    for index in range(n):
+        yield _sse(ex.chunk({}, "stop", index=index))
+    if ex.include_usage:
+        yield _sse(ex.usage_chunk(usage))
+    yield _DONE
+
+
+# --------------------------------------------------------------------------- default replies
+
+
+async def _default_reply(ex: _Exchange, chunk_delay: float) -> web.StreamResponse:
+    """The answer to a chat request with no scripted reply: an echo, or ``mock_words``."""
+    mock = ex.body.get("mock")
+    words = mock.get("words") if isinstance(mock, dict) else None
+    if isinstance(words, int) and not isinstance(words, bool) and words >= 0:
+        content = mock_words(words)
+    else:
+        content = f"Echo: {ex.last_user_text()}"
+    usage = _usage(ex.prompt_tokens, _words(content) * ex.n)
+    if ex.stream:
+        return await _write_stream(ex, _default_stream(ex, content, usage, chunk_delay))
+    message = {"role": "assistant", "content": content, "refusal": None}
+    return _response(ex.request_id, 200, ex.completion([message] * ex.n, "stop", usage))
+
+
+def _models_reply(request_id: str, path: str, model_ids: list[str]) -> web.Response:
+    """The answer to ``GET /v1/models`` or ``GET /v1/models/{id}``."""
+
+    def model(id: str) -> dict[str, Any]:
+        return {"id": id, "object": "model", "created": _MODELS_CREATED, "owned_by": _owner(id)}
+
+    if path == "/v1/models":
+        models = {"object": "list", "data": [model(id) for id in model_ids]}
+        return _response(request_id, 200, models)
+    wanted = path.removeprefix("/v1/models/")
+    if wanted in model_ids:
+        return _response(request_id, 200, model(wanted))
+    message = f"The model '{wanted}' does not exist"
+    body = _error_body(message, "invalid_request_error", "model_not_found", "model")
+    return _response(request_id, 404, body)
+
+
+def _owner(model: str) -> str:
+    owners = {"gpt": "openai", "o": "openai", "claude": "anthropic", "gemini": "google"}
+    prefix = re.split(r"[-\d]", model, maxsplit=1)[0]
+    return owners.get(prefix, prefix or "cometapi")

@@ -1,0 +1,163 @@
+"""The replies a test scripts on a MockServer, used one per chat request, first in first out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from ._replies import (
+    _DONE,
+    _Dropped,
+    _encode,
+    _Exchange,
+    _fragments,
+    _response,
+    _slices,
+    _sse,
+    _usage,
+    _words,
+    _write_stream,
+)
+from ._values import Comment, Drop, Pause, StreamEvent
+
+
+@dataclass
+class _Scripted:
+    delay: float
+
+    async def send(self, ex: _Exchange) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+@dataclass
+class _BodyReply(_Scripted):
+    status: int
+    body: Any
+    content_type: str
+    headers: Mapping[str, str] | None
+
+    async def send(self, ex: _Exchange) -> web.StreamResponse:
+        return _response(
+            ex.request_id, self.status, self.body,
+            content_type=self.content_type, headers=self.headers,
+        )
+
+
+@dataclass
+class _DropReply(_Scripted):
+    async def send(self, ex: _Exchange) -> web.StreamResponse:
+        raise _Dropped
+
+
+@dataclass
+class _StreamReply(_Scripted):
+    events: list[StreamEvent]
+    done: bool
+    split: int | None
+    status: int
+    headers: Mapping[str, str] | None
+
+    def pieces(self) -> Iterator[bytes | Pause | Drop]:
+        for event in self.events:
+            if isinstance(event, (Pause, Drop)):
+                yield event
+            elif isinstance(event, Comment):
+                yield b": " + event.text.encode() + b"\n\n"
+            elif isinstance(event, bytes):
+                yield event
+            elif isinstance(event, str):
+                yield b"data: " + event.encode() + b"\n\n"
+            else:
+                yield _sse(event)
+        if self.done:
+            yield _DONE
+
+    async def send(self, ex: _Exchange) -> web.StreamResponse:
+        return await _write_stream(
+            ex, self.pieces(), status=self.status, headers=self.headers,
+            coalesce=False, split=self.split,
+        )
+
+
+@dataclass
+class _TurnReply(_Scripted):
+    content: str | None
+    tool_calls: list[tuple[str, Mapping[str, Any] | str]]
+    refusal: str | None
+    reasoning_content: str | None
+    finish_reason: str | None
+    usage: Mapping[str, Any] | None
+    index_base: int
+    omit_index: bool
+
+    def calls(self, ex: _Exchange) -> list[tuple[str, str, str]]:
+        return [
+            (
+                f"call_{ex.number}_{i}",
+                name,
+                arguments if isinstance(arguments, str) else _encode(arguments).decode(),
+            )
+            for i, (name, arguments) in enumerate(self.tool_calls)
+        ]
+
+    def turn_usage(self, ex: _Exchange, calls: list[tuple[str, str, str]]) -> Mapping[str, Any]:
+        if self.usage is not None:
+            return self.usage
+        texts = (self.content, self.refusal, self.reasoning_content)
+        completion = sum(_words(t) for t in texts) + sum(math.ceil(len(a) / 4) for *_, a in calls)
+        return _usage(ex.prompt_tokens, max(1, completion))
+
+    def finish(self) -> str:
+        if self.finish_reason is not None:
+            return self.finish_reason
+        return "tool_calls" if self.tool_calls else "stop"
+
+    def message(self, calls: list[tuple[str, str, str]]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant", "content": self.content, "refusal": self.refusal
+        }
+        if self.reasoning_content is not None:
+            message["reasoning_content"] = self.reasoning_content
+        if calls:
+            message["tool_calls"] = [
+                {"id": id, "type": "function", "function": {"name": name, "arguments": args}}
+                for id, name, args in calls
+            ]
+        return message
+
+    def events(self, ex: _Exchange, calls: list[tuple[str, str, str]]) -> Iterator[bytes]:
+        yield _sse(ex.chunk({"role": "assistant", "content": None if self.content is None else ""}))
+        for key in ("reasoning_content", "content", "refusal"):
+            text = getattr(self, key)
+            for piece in _fragments(text) if text else ():
+                yield _sse(ex.chunk({key: piece}))
+        for i, (id, name, args) in enumerate(calls):
+            function = {"name": name, "arguments": args}
+            if self.omit_index:
+                whole = {"id": id, "type": "function", "function": function}
+                yield _sse(ex.chunk({"tool_calls": [whole]}))
+                continue
+            index = self.index_base + i
+            first = {
+                "index": index, "id": id, "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            yield _sse(ex.chunk({"tool_calls": [first]}))
+            for fragment in _slices(args, max(3, len(args) // 12)):
+                delta = {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
+                yield _sse(ex.chunk(delta))
+        yield _sse(ex.chunk({}, self.finish()))
+        if ex.include_usage:
+            yield _sse(ex.usage_chunk(self.turn_usage(ex, calls)))
+        yield _DONE
+
+    async def send(self, ex: _Exchange) -> web.StreamResponse:
+        calls = self.calls(ex)
+        if ex.stream:
+            return await _write_stream(ex, self.events(ex, calls), coalesce=False)
+        body = ex.completion([self.message(calls)], self.finish(), self.turn_usage(ex, calls))
+        return _response(ex.request_id, 200, body)
