@@ -89,8 +89,13 @@ async def test_keepalives_and_usage_only_chunk(client: AsyncCometAPI, server: Mo
         Comment("keep-alive"), b"data:\n\n", content_chunk("ok", finish="stop"), usage,
     ])
     async with await open_stream(client) as stream:
-        chunks = [c async for c in stream]
+        assert stream.chunks_received == 0
+        chunks = []
+        async for chunk in stream:
+            chunks.append(chunk)
+            assert stream.chunks_received == len(chunks)  # keep-alives are not counted
     assert len(chunks) == 2 and chunks[1].choices == []
+    assert stream.chunks_received == 2
     completion = stream.completion
     assert completion.usage is not None and completion.usage.total_tokens == 3
 
@@ -198,9 +203,11 @@ async def test_drop_before_first_chunk_is_retried(
     """A stream that fails before yielding anything is sent again, invisibly to the caller."""
     server.reply_stream([Comment("warming up"), Drop()])
     async with await open_stream(client, "again") as stream:
-        text = "".join([t async for t in stream.text()])
+        chunks = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Echo: again"
     assert len(server.requests) == 2
+    assert stream.chunks_received == len(chunks)  # the failed attempt counted nothing
 
 
 # --------------------------------------------------------------------------- connections

@@ -98,7 +98,6 @@ class AsyncStream(Generic[ChunkT]):
         """The request id the server gave, if any."""
         self.adjustments: list[Adjustment] | None = None
         """With ``compat="adapt"``, the changes made to the request; carried by ``final()``."""
-        self.chunks_received = 0
         self._chunks = self._generate()
         # Clocks: one timer per stream, re-armed lazily, instead of a timeout per read.
         self._loop = asyncio.get_running_loop()
@@ -128,12 +127,13 @@ class AsyncStream(Generic[ChunkT]):
         # faster than a coroutine per __anext__, and its state can live in locals. Nothing
         # here yields inside a try block.
         decode = self._decoder.decode
+        first = True  # no chunk has reached the caller yet
         while not (self._finished or self._closed):
             try:
                 events = await self._refill()
             except (APIConnectionError, IncompleteStreamError) as exc:
                 # Nothing reached the caller yet: the request may be sent again.
-                if self.chunks_received or not self._can_retry(exc):
+                if not first or not self._can_retry(exc):
                     self._abort()
                     raise
                 await self._retry(exc)
@@ -141,7 +141,7 @@ class AsyncStream(Generic[ChunkT]):
             except BaseException:
                 self._abort()
                 raise
-            pending = self._pending
+            keep = self._pending.append
             for event in events:
                 try:
                     data: bytes | str
@@ -171,11 +171,16 @@ class AsyncStream(Generic[ChunkT]):
                 except BaseException:
                     self._abort()
                     raise
-                pending.append(chunk)
-                if not self.chunks_received:
+                keep(chunk)
+                if first:
+                    first = False
                     self._cancel_timer()  # the first_event clock stops; the idle clock starts
-                self.chunks_received += 1
                 yield chunk
+
+    @property
+    def chunks_received(self) -> int:
+        """Chunks handed to the caller so far."""
+        return self._accumulator.chunks_seen + len(self._pending)
 
     async def _refill(self) -> list[bytes | ServerSentEvent]:
         """Read until the body gives at least one event (the caller is waiting: idle runs)."""
