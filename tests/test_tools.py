@@ -12,6 +12,7 @@ import pytest
 
 from aiocometapi import (
     AsyncCometAPI,
+    BadRequestError,
     MaxTurnsExceededError,
     RunCompleted,
     TextDelta,
@@ -21,7 +22,7 @@ from aiocometapi import (
     ToolCallRequested,
     function_tool,
 )
-from aiocometapi.testing import MockServer
+from aiocometapi.testing import MockServer, thought_signature
 from aiocometapi.types import AssistantMessage, ToolMessage
 from conftest import user
 
@@ -410,3 +411,74 @@ async def test_streamed_loop_max_turns(client: AsyncCometAPI, server: MockServer
         ):
             seen.append(event)
     assert [type(e).__name__ for e in seen] == ["ToolCallRequested", "ToolCallCompleted"]
+
+
+# --------------------------------------------------------------------------- Gemini 3 signatures
+
+GEMINI_3 = "gemini-3-flash-preview"
+
+
+def signature(call_id: str) -> dict[str, Any]:
+    return {"google": {"thought_signature": thought_signature(call_id)}}
+
+
+async def test_thought_signatures_go_back_with_the_calls(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """Gemini 3 signs a turn's first tool call; run_tools sends it back: turn two is no 400."""
+    server.reply_turn(tool_calls=[("add", {"a": 1, "b": 2}), ("add", {"a": 3, "b": 4})])
+    server.reply_turn(content="3 and 7")
+    run = await client.chat.completions.run_tools(
+        model=GEMINI_3, messages=[user("sums")], tools=[add]
+    )
+    assert run.completion.choices[0].message.content == "3 and 7"
+    sent = messages_of(server, 1)[1]["tool_calls"]
+    assert sent[0]["extra_content"] == signature("call_1_0")
+    assert "extra_content" not in sent[1]  # only the first call of a turn is signed
+    calls = run.completions[0].choices[0].message.tool_calls
+    assert calls is not None and calls[0].extra_content == signature("call_1_0")
+    assert calls[1].extra_content is msgspec.UNSET
+
+
+async def test_thought_signatures_survive_streaming(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """Streamed, the signature rides on the call's first fragment (or its whole delta)."""
+    server.reply_turn(tool_calls=[("add", {"a": 1, "b": 2})])
+    server.reply_turn(tool_calls=[("add", {"a": 3, "b": 4})], omit_tool_call_index=True)
+    server.reply_turn(content="done")
+    events = [
+        event async for event in client.chat.completions.run_tools_stream(
+            model=GEMINI_3, messages=[user("sums")], tools=[add]
+        )
+    ]
+    assert isinstance(events[-1], RunCompleted) and events[-1].run.turns == 3
+    history = messages_of(server, 2)
+    assert history[1]["tool_calls"][0]["extra_content"] == signature("call_1_0")
+    assert history[3]["tool_calls"][0]["extra_content"] == signature("call_2_0")
+
+
+async def test_a_hand_written_loop_keeps_the_signature(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """Passing message.tool_calls back keeps the signature; dropping it is the 400 users hit."""
+    server.reply_turn(tool_calls=[("add", {"a": 1, "b": 2})])
+    server.reply_turn(content="3")
+    server.reply_turn(content="never sent")
+    first = await client.chat.completions.create(model=GEMINI_3, messages=[user("sum")])
+    message = first.choices[0].message
+    assert message.tool_calls is not None
+    call = message.tool_calls[0]
+    result = ToolMessage(content="3", tool_call_id=call.id)
+    kept = AssistantMessage(content=message.content, tool_calls=message.tool_calls)
+    second = await client.chat.completions.create(
+        model=GEMINI_3, messages=[user("sum"), kept, result]
+    )
+    assert second.choices[0].message.content == "3"
+
+    bare = msgspec.structs.replace(call, extra_content=msgspec.UNSET)
+    lost = AssistantMessage(content=message.content, tool_calls=[bare])
+    with pytest.raises(BadRequestError, match="missing a thought_signature"):
+        await client.chat.completions.create(
+            model=GEMINI_3, messages=[user("sum"), lost, result], max_retries=0
+        )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .types import (
+    UNSET,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
@@ -24,19 +27,21 @@ nothing on the per-chunk path, and folding every so often keeps memory bounded."
 
 
 class _ToolCallParts:
-    __slots__ = ("arguments", "id", "name", "type")
+    __slots__ = ("arguments", "extra_content", "id", "name", "type")
 
     def __init__(self) -> None:
         self.id: str | None = None
         self.type: str | None = None
         self.name: str | None = None
         self.arguments: list[str] = []
+        self.extra_content: dict[str, Any] | None = None
 
     def build(self) -> ToolCall:
         return ToolCall(
             id=self.id or "",
             type=self.type or "function",
             function=Function(name=self.name or "", arguments="".join(self.arguments)),
+            extra_content=UNSET if self.extra_content is None else self.extra_content,
         )
 
 
@@ -108,6 +113,12 @@ class _ChoiceParts:
             self.tool_call_ids.setdefault(delta.id, index)
         if delta.type and parts.type is None:
             parts.type = delta.type
+        if delta.extra_content is not None:
+            # Gemini 3's thought signature: kept whole, to be sent back with the call.
+            if parts.extra_content is None:
+                parts.extra_content = delta.extra_content
+            else:
+                parts.extra_content = {**parts.extra_content, **delta.extra_content}
         function = delta.function
         if function is not None:
             if function.name and parts.name is None:

@@ -132,7 +132,7 @@ class _Loop:
             return []
         message = completion.choices[0].message
         calls = [
-            call if call.id else ToolCall(id=f"call_{turn}_{i}", function=call.function)
+            call if call.id else msgspec.structs.replace(call, id=f"call_{turn}_{i}")
             for i, call in enumerate(message.tool_calls or ())
         ]
         self.run.messages.append(AssistantMessage(

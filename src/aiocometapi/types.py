@@ -110,6 +110,11 @@ class ToolCall(_Response):
     id: str = ""
     type: str = "function"
     function: Function = msgspec.field(default_factory=Function)
+    extra_content: dict[str, Any] | UnsetType = UNSET
+    """Provider data that must go back with the call unchanged: Gemini 3 puts its
+    ``{"google": {"thought_signature": ...}}`` here and answers 400 to a conversation whose
+    tool calls lost it. Kept from the response (streamed or not) and sent again when this
+    call is part of an ``AssistantMessage``; ``UNSET`` (and not sent) when there is none."""
 
 
 class SystemMessage(_Request, tag_field="role", tag="system"):
@@ -326,6 +331,8 @@ class ChoiceDeltaToolCall(_Response):
     id: str | None = None
     type: str | None = None
     function: ChoiceDeltaToolCallFunction | None = None
+    extra_content: dict[str, Any] | None = None
+    """Provider data for the call (Gemini 3's thought signature); see ``ToolCall``."""
 
 
 class ChoiceDelta(_Response):

@@ -3,11 +3,12 @@
 ``MockServer`` answers chat completions and model listings on 127.0.0.1, records every request
 (``RecordedRequest``) and counts what it did (``MockStats``). Tests script its replies; a scripted
 stream is made of ``StreamEvent`` items, among them ``Comment``, ``Pause`` and ``Drop``.
-``mock_words`` is the default reply to a benchmark's ``{"mock": {"words": n}}``, and ``run``
-serves a server until stopped (``aiocometapi mock-server``).
+``mock_words`` is the default reply to a benchmark's ``{"mock": {"words": n}}``;
+``thought_signature`` is what the server signs a ``gemini-3`` model's tool calls with, and wants
+back with them; ``run`` serves a server until stopped (``aiocometapi mock-server``).
 """
 
-from ._replies import mock_words
+from ._replies import mock_words, thought_signature
 from ._server import DEFAULT_MODELS as DEFAULT_MODELS
 from ._server import MockServer, run
 from ._values import Comment, Drop, MockStats, Pause, RecordedRequest, StreamEvent
@@ -22,4 +23,5 @@ __all__ = [
     "StreamEvent",
     "mock_words",
     "run",
+    "thought_signature",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import re
 import time
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from ._values import Drop, MockStats, Pause
 
-__all__ = ["mock_words"]
+__all__ = ["mock_words", "thought_signature"]
 
 _VOCABULARY = (
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
@@ -33,6 +34,49 @@ def mock_words(n: int) -> str:
     """The reply content the server gives to a request whose body has ``{"mock": {"words": n}}``."""
     size = len(_VOCABULARY)
     return " ".join(_VOCABULARY[i % size] for i in range(n))
+
+
+def thought_signature(call_id: str) -> str:
+    """The thought signature the server gives a Gemini 3 tool call, and wants back with it.
+
+    As Gemini 3 does behind CometAPI, for a model whose id starts with ``gemini-3`` the first
+    tool call of each scripted turn carries ``"extra_content": {"google": {"thought_signature":
+    ...}}``, and a later request whose history holds that call without the same signature is
+    refused with a 400.
+    """
+    return base64.b64encode(f"mock-thought:{call_id}".encode()).decode()
+
+
+def _signs_tool_calls(model: str) -> bool:
+    return model.startswith("gemini-3")
+
+
+_MOCK_CALL_ID = re.compile(r"call_\d+_0")  # the first call of a scripted turn
+
+
+def _missing_signature(messages: list[Any]) -> str | None:
+    """Gemini 3's complaint about a signed tool call sent back without its signature."""
+    for position, message in enumerate(messages):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if message.get("role") != "assistant" or not isinstance(calls, list) or not calls:
+            continue
+        first = calls[0]
+        call_id = first.get("id") if isinstance(first, dict) else None
+        if not isinstance(call_id, str) or not _MOCK_CALL_ID.fullmatch(call_id):
+            continue  # not a call this server signed
+        extra = first.get("extra_content")
+        google = extra.get("google") if isinstance(extra, dict) else None
+        sent = google.get("thought_signature") if isinstance(google, dict) else None
+        if sent != thought_signature(call_id):
+            name = (first.get("function") or {}).get("name")
+            return (
+                "Function call is missing a thought_signature in functionCall parts. This is "
+                "required for tools to work correctly, and missing thought_signature may lead "
+                f"to degraded model performance. Additional data, function call `{name}` , "
+                f"position {position + 1}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+    return None
 
 
 # --------------------------------------------------------------------------- reply builders
@@ -115,6 +159,10 @@ def _invalid(body: Any) -> tuple[str, str | None] | None:
     n = body.get("n", 1)
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         return f"{n!r} is not a valid value for 'n': it must be an integer of at least 1.", "n"
+    if _signs_tool_calls(body["model"]):
+        missing = _missing_signature(body["messages"])
+        if missing is not None:
+            return missing, "messages"
     return None
 
 

@@ -16,11 +16,13 @@ from ._replies import (
     _Exchange,
     _fragments,
     _response,
+    _signs_tool_calls,
     _slices,
     _sse,
     _usage,
     _words,
     _write_stream,
+    thought_signature,
 )
 from ._values import Comment, Drop, Pause, StreamEvent
 
@@ -111,12 +113,20 @@ class _TurnReply(_Scripted):
         completion = sum(_words(t) for t in texts) + sum(math.ceil(len(a) / 4) for *_, a in calls)
         return _usage(ex.prompt_tokens, max(1, completion))
 
+    @staticmethod
+    def signed(ex: _Exchange, call: dict[str, Any], position: int) -> dict[str, Any]:
+        """``call`` with Gemini 3's thought signature, on the first call of a turn."""
+        if position == 0 and _signs_tool_calls(ex.model):
+            signature = {"google": {"thought_signature": thought_signature(call["id"])}}
+            return {**call, "extra_content": signature}
+        return call
+
     def finish(self) -> str:
         if self.finish_reason is not None:
             return self.finish_reason
         return "tool_calls" if self.tool_calls else "stop"
 
-    def message(self, calls: list[tuple[str, str, str]]) -> dict[str, Any]:
+    def message(self, ex: _Exchange, calls: list[tuple[str, str, str]]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant", "content": self.content, "refusal": self.refusal
         }
@@ -124,8 +134,12 @@ class _TurnReply(_Scripted):
             message["reasoning_content"] = self.reasoning_content
         if calls:
             message["tool_calls"] = [
-                {"id": id, "type": "function", "function": {"name": name, "arguments": args}}
-                for id, name, args in calls
+                self.signed(
+                    ex,
+                    {"id": id, "type": "function", "function": {"name": name, "arguments": args}},
+                    i,
+                )
+                for i, (id, name, args) in enumerate(calls)
             ]
         return message
 
@@ -139,14 +153,14 @@ class _TurnReply(_Scripted):
             function = {"name": name, "arguments": args}
             if self.omit_index:
                 whole = {"id": id, "type": "function", "function": function}
-                yield _sse(ex.chunk({"tool_calls": [whole]}))
+                yield _sse(ex.chunk({"tool_calls": [self.signed(ex, whole, i)]}))
                 continue
             index = self.index_base + i
             first = {
                 "index": index, "id": id, "type": "function",
                 "function": {"name": name, "arguments": ""},
             }
-            yield _sse(ex.chunk({"tool_calls": [first]}))
+            yield _sse(ex.chunk({"tool_calls": [self.signed(ex, first, i)]}))
             for fragment in _slices(args, max(3, len(args) // 12)):
                 delta = {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
                 yield _sse(ex.chunk(delta))
@@ -159,5 +173,7 @@ class _TurnReply(_Scripted):
         calls = self.calls(ex)
         if ex.stream:
             return await _write_stream(ex, self.events(ex, calls), coalesce=False)
-        body = ex.completion([self.message(calls)], self.finish(), self.turn_usage(ex, calls))
+        body = ex.completion(
+            [self.message(ex, calls)], self.finish(), self.turn_usage(ex, calls)
+        )
         return _response(ex.request_id, 200, body)
