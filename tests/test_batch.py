@@ -110,7 +110,7 @@ def test_answers_every_line_in_openai_batch_format(
 @pytest.mark.usefixtures("env")
 def test_body_is_sent_as_given_without_stream(threaded_server: MockServer, tmp_path: Path) -> None:
     """stream and stream_options are dropped; other body keys, known or not, are sent as given."""
-    line = request_line("a", temperature=0.5, stream=True, stream_options={"include_usage": True})
+    line = request_line("a", seed=5, stream=True, stream_options={"include_usage": True})
     line["body"]["vendor_option"] = {"x": 1}
     line["url"] = "/chat/completions"
     no_model = request_line("b")
@@ -120,7 +120,7 @@ def test_body_is_sent_as_given_without_stream(threaded_server: MockServer, tmp_p
     assert batch(threaded_server, inp, out, "-m", "claude-sonnet-4-6", "-c", "1") == 0
     first, second = (r.body for r in threaded_server.requests)
     assert "stream" not in first and "stream_options" not in first
-    assert first["temperature"] == 0.5 and first["vendor_option"] == {"x": 1}
+    assert first["seed"] == 5 and first["vendor_option"] == {"x": 1}
     assert second["model"] == "claude-sonnet-4-6"
     assert sorted(custom_ids(out)) == ["a", "b"]
 

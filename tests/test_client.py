@@ -152,12 +152,12 @@ async def test_with_options_shares_the_pool(client: AsyncCometAPI, server: MockS
 async def test_omitted_parameters_are_absent(client: AsyncCometAPI, server: MockServer) -> None:
     """Only the parameters given reach the server's JSON; None counts as not given."""
     await client.chat.completions.create(
-        model=MODEL, messages=[user("hi")], temperature=0.2, seed=None  # type: ignore[typeddict-item]
+        model=MODEL, messages=[user("hi")], seed=None, user="u-1"  # type: ignore[typeddict-item]
     )
     assert server.requests[-1].body == {
         "model": MODEL,
         "messages": [{"role": "user", "content": "hi"}],
-        "temperature": 0.2,
+        "user": "u-1",
     }
 
 

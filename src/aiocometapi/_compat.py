@@ -127,6 +127,35 @@ class Ignored(Rule):
 
 
 @dataclass(frozen=True, slots=True)
+class WhileReasoning(Rule):
+    """A sampling parameter reasoning models refuse while they reason; ``adapt`` leaves it out.
+
+    GPT-5.1 and newer take it with ``reasoning_effort="none"``, under the ``otherwise`` rule.
+    ``default`` is the value every reasoning model accepts anyway (``temperature=1``).
+    """
+
+    otherwise: Rule | None = None
+    default: float | None = None
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if params.get("reasoning_effort") == "none":
+            return None if self.otherwise is None else self.otherwise.check(
+                name, value, family, params
+            )
+        if value is False or (
+            self.default is not None and not isinstance(value, bool) and value == self.default
+        ):
+            return None
+        problem = (
+            f"{name}={value!r}: {family.label} models do not take {name} while they reason "
+            "(GPT-5.1 and newer do with reasoning_effort='none')"
+        )
+        return _Finding(problem, "dropped", value, None, "left it out")
+
+
+@dataclass(frozen=True, slots=True)
 class RenamedTo(Rule):
     """A legacy name the family refuses; ``adapt`` sends the value under ``to``."""
 
@@ -215,6 +244,9 @@ NOT_BEFORE_O1 = Ignored(" (it is for o-series and GPT-5 models)")
 USES_THINKING = Ignored(" (Gemini uses thinking instead)")
 JSON_SCHEMA_ONLY = FormatTypes(frozenset({"text", "json_schema"}))
 MAX_COMPLETION = RenamedTo("max_completion_tokens", " (it counts reasoning tokens too)")
+SAMPLING = WhileReasoning()
+TEMPERATURE_R = WhileReasoning(Range(0, 2), default=1)
+TOP_P_R = WhileReasoning(Range(0, 1), default=1)
 DEV_AS_SYSTEM = DeveloperAsSystem("before o1 treat developer messages as system messages")
 DEV_HOISTED = DeveloperAsSystem(
     "take developer messages as system instructions, moved to the conversation's start"
@@ -225,19 +257,24 @@ _LABELS = ("OpenAI GPT", "OpenAI reasoning", "Claude", "Gemini")
 
 # CometAPI's chat-completions parameter table: a row per parameter, a column per family.
 # Parameters not named here (seed, tool_choice, ...) every family takes as OpenAI defines them.
+# The OpenAI reasoning column adds what OpenAI's reference says of those models: no sampling
+# parameters while they reason (TEMPERATURE_R, TOP_P_R and SAMPLING).
 TABLE: dict[str, tuple[Rule | None, Rule | None, Rule | None, Rule | None]] = {
-    # parameter         OpenAI GPT      OpenAI reasoning  Claude (compat)   Gemini (compat)
-    "temperature":      (Range(0, 2),   Range(0, 2),      CAPPED,           Range(0, 2)),
-    "top_p":            (Range(0, 1),   Range(0, 1),      Range(0, 1),      Range(0, 1)),
-    "n":                (Range(1, 128), Range(1, 128),    Range(1, 1),      Range(1, 8)),
-    "stop":             (MaxItems(4),   MaxItems(4),      MaxItems(4),      MaxItems(5)),
-    "tools":            (YES,           YES,              YES,              YES),
-    "response_format":  (YES,           YES,              JSON_SCHEMA_ONLY, YES),
-    "logprobs":         (YES,           YES,              IGNORED,          IGNORED),
-    "top_logprobs":     (YES,           YES,              IGNORED,          IGNORED),
-    "reasoning_effort": (NOT_BEFORE_O1, YES,              IGNORED,          USES_THINKING),
-    "max_tokens":       (YES,           MAX_COMPLETION,   YES,              YES),
-    "messages":         (DEV_AS_SYSTEM, YES,              DEV_HOISTED,      DEV_HOISTED),
+    # parameter          OpenAI GPT      OpenAI reasoning  Claude (compat)   Gemini (compat)
+    "temperature":       (Range(0, 2),   TEMPERATURE_R,    CAPPED,           Range(0, 2)),
+    "top_p":             (Range(0, 1),   TOP_P_R,          Range(0, 1),      Range(0, 1)),
+    "n":                 (Range(1, 128), Range(1, 128),    Range(1, 1),      Range(1, 8)),
+    "stop":              (MaxItems(4),   MaxItems(4),      MaxItems(4),      MaxItems(5)),
+    "tools":             (YES,           YES,              YES,              YES),
+    "response_format":   (YES,           YES,              JSON_SCHEMA_ONLY, YES),
+    "logprobs":          (YES,           SAMPLING,         IGNORED,          IGNORED),
+    "top_logprobs":      (YES,           SAMPLING,         IGNORED,          IGNORED),
+    "presence_penalty":  (YES,           SAMPLING,         YES,              YES),
+    "frequency_penalty": (YES,           SAMPLING,         YES,              YES),
+    "logit_bias":        (YES,           SAMPLING,         YES,              YES),
+    "reasoning_effort":  (NOT_BEFORE_O1, YES,              IGNORED,          USES_THINKING),
+    "max_tokens":        (YES,           MAX_COMPLETION,   YES,              YES),
+    "messages":          (DEV_AS_SYSTEM, YES,              DEV_HOISTED,      DEV_HOISTED),
 }  # fmt: skip
 
 # Which family a model id belongs to: the first pattern matching the start of the id (lower
