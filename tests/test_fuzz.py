@@ -371,17 +371,25 @@ def nested(depth: int) -> bytes:
 
 
 async def test_deeply_nested_200_body(server: MockServer, quiet_client: AsyncCometAPI) -> None:
-    """A 10 KB body nested 5000 deep is an APIResponseValidationError, not a RecursionError."""
+    """A 10 KB body nested 5000 deep decodes, or is an APIResponseValidationError; never a
+    RecursionError. (Which one depends on how deep msgspec goes: Python 3.13 goes deeper.)"""
     server.reply_json(b'{"gateway_trace": ' + nested(DEEP) + b"}")
-    with pytest.raises(APIResponseValidationError):
-        await create(quiet_client)
+    try:
+        completion = await create(quiet_client)
+    except APIResponseValidationError as error:
+        assert "recursion depth" in str(error) and '{"gateway_trace": [[[' in str(error)
+        return
+    assert completion.choices == []
 
 
 async def test_deeply_nested_chunk(server: MockServer, quiet_client: AsyncCometAPI) -> None:
-    """A stream chunk nested 5000 deep is a StreamError, not a RecursionError."""
+    """A stream chunk nested 5000 deep is a chunk, or a StreamError; never a RecursionError."""
     server.reply_stream([b'data: {"x": ' + nested(DEEP) + b"}\n\n"])
-    _, end = await read_stream(quiet_client)
-    assert isinstance(end, StreamError)
+    received, end = await read_stream(quiet_client)
+    if isinstance(end, StreamError):
+        assert end.partial is not None and received == []
+    else:
+        assert len(received) == 1 and end.choices == []
 
 
 async def test_deeply_nested_error_body(server: MockServer, quiet_client: AsyncCometAPI) -> None:
