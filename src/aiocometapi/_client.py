@@ -31,6 +31,7 @@ from ._exceptions import (
 )
 from ._logs import log
 from ._ratelimit import RateController, RateState
+from ._repair import repair
 from ._streaming import AsyncStream
 from ._transport import StreamBody, Timeout, Transport, deadline
 from ._version import __version__
@@ -51,7 +52,8 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
 def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    """Decode an answer; invalid UTF-8 inside its strings reads as U+FFFD, as in a stream.
+    """Decode an answer; invalid UTF-8 inside its strings reads as U+FFFD, as in a stream, and
+    an answer that misses its type only by provider drift is repaired (see ``_repair``).
 
     Raises:
         msgspec.DecodeError, msgspec.ValidationError: not the JSON expected.
@@ -60,7 +62,12 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     try:
         return decoder.decode(body)
     except UnicodeDecodeError:
-        return decoder.decode(body.decode("utf-8", "replace"))
+        return decode_json(decoder, body.decode("utf-8", "replace").encode())
+    except msgspec.ValidationError:
+        repaired = repair(body, decoder.type, "an answer")
+        if repaired is None:
+            raise
+        return repaired
 
 
 def _check_header(name: str, value: str) -> None:

@@ -22,6 +22,7 @@ from ._exceptions import (
     StreamError,
     redact,
 )
+from ._repair import repair
 from ._transport import Timeout
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
@@ -225,11 +226,15 @@ class AsyncStream(Generic[ChunkT]):
 
     def _decode_slowly(self, data: bytes | str, failure: Exception) -> ChunkT:
         if isinstance(failure, UnicodeDecodeError) and isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")  # as the SSE spec does
             try:
-                # Invalid UTF-8 in otherwise good JSON: replace it, as the SSE spec does.
-                return self._decoder.decode(data.decode("utf-8", "replace"))
+                return self._decoder.decode(data)
             except (msgspec.DecodeError, RecursionError) as exc:
                 failure = exc
+        if isinstance(failure, msgspec.ValidationError):
+            repaired = repair(data, self._decoder.type, "a stream chunk")
+            if repaired is not None:
+                return repaired
         text = self._redact(data).decode("utf-8", "replace")
         raise StreamError(
             f"A stream chunk is not valid JSON ({failure}); it starts: {text[:200]!r}",
