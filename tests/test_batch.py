@@ -446,3 +446,71 @@ def test_resume_after_a_stop_mid_run(server_url: str, tmp_path: Path, stop: int)
         assert f"succeeded  {written}" in text
     text = finish_and_check(inp, out, server_url, total)
     assert f"skipped    {written} already answered" in text
+
+
+@pytest.mark.usefixtures("env")
+def test_retry_failed_replaces_failed_answers(
+    threaded_server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--retry-failed sends failed lines again; each custom_id ends with one, good answer."""
+    threaded_server.reply_error(400, "no")
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    assert batch(threaded_server, inp, out, "-c", "1") == 1
+    first = read_output(out)
+    [failed] = [a["custom_id"] for a in first if a["response"]["status_code"] != 200]
+    lines = out.read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if failed.encode() not in line]
+    capsys.readouterr()
+
+    assert batch(threaded_server, inp, out, "--retry-failed") == 0
+    assert len(threaded_server.requests) == 4
+    answers = read_output(out)
+    assert sorted(a["custom_id"] for a in answers) == ["r0", "r1", "r2"]
+    assert all(a["response"]["status_code"] == 200 for a in answers)
+    assert out.read_bytes().startswith(b"".join(kept))  # the good answers, as they were
+    assert "took out the failed answers of 1 custom_id(s)" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.usefixtures("env")
+def test_retry_failed_with_nothing_failed_leaves_the_output_alone(
+    threaded_server: MockServer, tmp_path: Path
+) -> None:
+    """With no failed answer in the output, --retry-failed rewrites nothing and sends nothing."""
+    inp = write_input(tmp_path / "in.jsonl", [request_line("a")])
+    out = tmp_path / "out.jsonl"
+    assert batch(threaded_server, inp, out) == 0
+    before = out.stat()
+    assert batch(threaded_server, inp, out, "--retry-failed") == 0
+    after = out.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns
+    )
+    assert len(threaded_server.requests) == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the output lock uses flock")
+def test_rewritten_output_is_locked(tmp_path: Path) -> None:
+    """After taking failed answers out, the run holds the lock on the new file."""
+    import fcntl
+
+    from aiocometapi._batch_files import _Output
+
+    out = tmp_path / "out.jsonl"
+    lines: list[dict[str, Any] | str] = [
+        {"id": "1", "custom_id": "a", "response": {"status_code": 200, "body": {}}, "error": None},
+        {"id": "2", "custom_id": "b", "response": {"status_code": 500, "body": {}}, "error": None},
+    ]
+    write_input(out, lines)
+    os.chmod(out, 0o640)
+    warnings: list[str] = []
+    output = _Output(str(out), warnings.append, retry_failed=True)
+    try:
+        assert output.done == {"a": True}
+        assert custom_ids(out) == ["a"]
+        assert out.stat().st_mode & 0o777 == 0o640
+        with out.open("ab") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        output.close()

@@ -240,6 +240,7 @@ async def run_batch(
     progress: bool = True,
     stderr: TextIO | None = None,
     redact: Iterable[str] = (),
+    retry_failed: bool = False,
 ) -> BatchSummary:
     """Answer every line of an OpenAI Batch API input file, appending to ``output_path``.
 
@@ -255,6 +256,8 @@ async def run_batch(
         progress: Show a progress line on ``stderr``.
         stderr: Where warnings, progress and the summary go (default ``sys.stderr``).
         redact: Strings (the API key) blanked out of everything written.
+        retry_failed: Send again the lines whose answers in the output all failed, after
+            taking those answers out of it (each ``custom_id`` keeps one answer).
 
     Returns:
         The ``BatchSummary``, also printed to ``stderr``.
@@ -267,7 +270,7 @@ async def run_batch(
     _check_paths(input_path, output_path)
     secrets_ = tuple(secret for secret in redact if len(secret) >= 8)
     reporter = _Reporter(stderr if stderr is not None else sys.stderr, progress, secrets_)
-    output = _Output(output_path, reporter.warn)
+    output = _Output(output_path, reporter.warn, retry_failed=retry_failed)
     try:
         batch = _Batch(
             client,
@@ -323,6 +326,7 @@ def main(
     strict: bool = False,
     default_model: str | None = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> int:
     """Run ``aiocometapi batch`` and return its exit status.
 
@@ -343,6 +347,7 @@ def main(
         "strict": strict,
         "default_model": default_model,
         "progress": progress,
+        "retry_failed": retry_failed,
     }
     run = partial(_main, input_path, output_path, mock, client_options, batch_options)
     try:

@@ -1,14 +1,17 @@
 """The JSONL files of ``aiocometapi batch``: input lines checked, answer lines built, output kept.
 
 The output file is locked for one run, a last line cut short by a crash is repaired, and the
-``custom_id``s it already answers are read back so that a rerun skips them.
+``custom_id``s it already answers are read back so that a rerun skips them (or, asked to retry
+failures, sends again those whose answers all failed, after taking those answers out).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -178,19 +181,75 @@ def _answer_line(custom_id: str, result: FanOutResult) -> tuple[bytes, str | Non
 class _Output:
     """The output file, locked for this run; every line goes out in one ``os.write``."""
 
-    def __init__(self, path: str, report: Callable[[str], None]) -> None:
+    def __init__(
+        self, path: str, report: Callable[[str], None], *, retry_failed: bool = False
+    ) -> None:
         self.path = path
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        try:
-            self._fd = os.open(path, flags, 0o644)
-        except OSError as exc:
-            raise BatchError(f"cannot open {path}: {exc.strerror or exc}") from None
+        self._fd = self._open()
         try:
             self._lock()
             self.done = self._scan(report)
+            failed = {custom_id for custom_id, ok in self.done.items() if not ok}
+            if retry_failed and failed:
+                try:
+                    self._drop(failed)
+                except OSError as exc:
+                    raise BatchError(
+                        f"cannot take the failed answers out of {path}: {exc.strerror or exc}"
+                    ) from None
+                self.done = {custom_id: True for custom_id, ok in self.done.items() if ok}
+                report(f"{path}: took out the failed answers of {len(failed)} custom_id(s) "
+                       "to send them again")
         except BaseException:
             os.close(self._fd)
             raise
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        try:
+            return os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise BatchError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+
+    def _drop(self, failed: set[str]) -> None:
+        """Rewrite the output without the answers of ``failed``, so that resending them cannot
+        give a custom_id two answers. The new file replaces the old one whole (written beside
+        it, flushed to disk, renamed over it): a crash at any point leaves one or the other."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory
+        )
+        try:
+            with open(self.path, "rb") as source, os.fdopen(fd, "wb") as target:
+                for line in source:
+                    try:
+                        custom_id: str | None = _answer_decoder.decode(line).custom_id
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        custom_id = None
+                    if custom_id not in failed:
+                        target.write(line)
+                target.flush()
+                os.fsync(target.fileno())
+            os.chmod(temporary, os.stat(self.path).st_mode & 0o7777)
+            if sys.platform == "win32":
+                os.close(self._fd)  # Windows cannot rename over an open file
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        if sys.platform != "win32":
+            with contextlib.suppress(OSError):  # make the rename itself durable
+                directory_fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(directory_fd)
+                finally:
+                    os.close(directory_fd)
+            os.close(self._fd)  # the old file, and the lock on it
+        # Another run may take the new file between the rename and this lock: it then goes
+        # on, and this one stops, before either has sent anything.
+        self._fd = self._open()
+        self._lock()
 
     def _lock(self) -> None:
         # Two runs appending to one output would answer lines twice.

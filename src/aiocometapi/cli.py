@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         "--strict", action="store_true",
         help="check every line first; a malformed one stops the run (default: skip it)",
     )
+    batch.add_argument(
+        "--retry-failed", action="store_true",
+        help="send again the lines whose answers in OUTPUT failed, replacing those answers",
+    )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     connection_flags(batch)
 
@@ -189,6 +193,7 @@ def _batch(args: argparse.Namespace) -> int:
         strict=args.strict,
         default_model=args.model,
         progress=not args.quiet,
+        retry_failed=args.retry_failed,
     )
 
 
