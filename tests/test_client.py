@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from email.utils import formatdate
+from typing import Any
 
 import pytest
 
@@ -210,6 +211,34 @@ async def test_messages_as_structs(client: AsyncCometAPI, server: MockServer) ->
     ]
     assert sent[4] == {"role": "tool", "content": "42", "tool_call_id": "call_1"}
     assert sent[5] == {"role": "user", "content": "and a dict"}
+
+
+async def test_an_answer_goes_back_as_the_next_assistant_turn(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """As with the openai package, the answer's message can be appended to messages as is:
+    it is sent as an assistant message, without the SDK's and the gateway's own fields."""
+    server.reply_turn(
+        content="Let me add.", reasoning_content="thinking...",
+        tool_calls=[("add", {"a": 1, "b": 2})],
+    )
+    first = await client.chat.completions.create(model=MODEL, messages=[user("sum")])
+    message = first.choices[0].message
+    assert message.reasoning_content == "thinking..."
+    history: list[Any] = [user("sum"), message, {"role": "tool", "content": "3",
+                                                 "tool_call_id": "call_1_0"}]
+    await client.chat.completions.create(model=MODEL, messages=history)
+    sent = server.requests[-1].body["messages"][1]
+    assert sent == {
+        "role": "assistant",
+        "content": "Let me add.",
+        "tool_calls": [{"id": "call_1_0", "type": "function",
+                        "function": {"name": "add", "arguments": '{"a":1,"b":2}'}}],
+    }
+    assert message.to_message() == AssistantMessage(
+        content="Let me add.", tool_calls=message.tool_calls
+    )
+    assert history[1] is message  # the caller's list is not changed
 
 
 async def test_extra_headers_query_and_body(client: AsyncCometAPI, server: MockServer) -> None:

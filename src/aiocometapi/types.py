@@ -144,10 +144,6 @@ class ToolMessage(_Request, tag_field="role", tag="tool"):
     tool_call_id: str
 
 
-Message = (
-    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | dict[str, Any]
-)
-"""A message of the conversation: one of the Structs above, or a plain dict of the same shape."""
 
 
 # --------------------------------------------------------------------------- request options
@@ -245,6 +241,30 @@ class ChatCompletionMessage(_Response):
     tool_calls: list[ToolCall] | None = None
     parsed: Any = None
     """The content decoded into the requested type, filled in by ``parse()`` only."""
+
+    def to_message(self) -> AssistantMessage:
+        """This answer as the assistant turn of a next request: content, refusal and tool
+        calls (with any provider data they carry, such as Gemini 3's thought signatures).
+        ``parsed`` and ``reasoning_content`` are the SDK's and the gateway's, not the API's,
+        and are not sent. Passing the message itself in ``messages`` does the same."""
+        return AssistantMessage(
+            content=self.content,
+            tool_calls=self.tool_calls if self.tool_calls else UNSET,
+            refusal=self.refusal if self.refusal is not None else UNSET,
+        )
+
+
+Message = (
+    SystemMessage
+    | DeveloperMessage
+    | UserMessage
+    | AssistantMessage
+    | ToolMessage
+    | ChatCompletionMessage
+    | dict[str, Any]
+)
+"""A message of the conversation: one of the Structs above, or a plain dict of the same shape.
+An answer's ``ChatCompletionMessage`` goes in as is, sent as its ``to_message()``."""
 
 
 class Choice(_Response):

@@ -17,8 +17,10 @@ from aiocometapi import (
     function_tool,
 )
 from aiocometapi.types import (
+    AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
+    Message,
     ModelList,
     ParsedChatCompletion,
     UserMessage,
@@ -55,6 +57,9 @@ async def check(client: AsyncCometAPI, flag: bool) -> None:
         timeout=Timeout(total=5),
         max_retries=0,
     )
+    history: list[Message] = [UserMessage(content="hi"), plain.choices[0].message]
+    await client.chat.completions.create(model="m", messages=history)
+    assert_type(plain.choices[0].message.to_message(), AssistantMessage)
     assert_type(await client.models.list(), ModelList)
     assert_type(client.with_options(timeout=3), AsyncCometAPI)
 

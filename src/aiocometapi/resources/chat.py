@@ -18,6 +18,7 @@ from .._transport import Timeout
 from ..types import (
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionMessage,
     FunctionTool,
     Message,
     NamedToolChoice,
@@ -148,6 +149,12 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
         for key, value in params.items()
         if value is not None and value is not msgspec.UNSET and key not in _OPTION_KEYS
     }
+    for message in messages:  # an answer appended as is, as users of the openai package do
+        if isinstance(message, ChatCompletionMessage):
+            body["messages"] = [
+                m.to_message() if isinstance(m, ChatCompletionMessage) else m for m in messages
+            ]
+            break
     if stream:
         body["stream"] = True
     extra = params.get("extra_body")
