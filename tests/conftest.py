@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -49,6 +51,23 @@ async def server() -> AsyncIterator[MockServer]:
 async def client(server: MockServer) -> AsyncIterator[AsyncCometAPI]:
     async with AsyncCometAPI(FAKE_KEY, base_url=server.url) as api:
         yield api
+
+
+@pytest.fixture
+def threaded_server() -> Iterator[MockServer]:
+    """A MockServer on a loop in another thread, so that cli.main can run its own loop here."""
+    server = MockServer()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
 
 
 def user(text: str) -> dict[str, str]:

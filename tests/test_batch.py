@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,23 +45,6 @@ def read_output(path: Path) -> list[dict[str, Any]]:
 
 def custom_ids(path: Path) -> list[str]:
     return [answer["custom_id"] for answer in read_output(path)]
-
-
-@pytest.fixture
-def threaded_server() -> Iterator[MockServer]:
-    """A MockServer on a loop in another thread, so that cli.main can run its own loop here."""
-    server = MockServer()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
 
 
 @pytest.fixture

@@ -145,6 +145,81 @@ async def test_chunk_delay_and_latency() -> None:
 # --------------------------------------------------------------------------- scripted replies
 
 
+TOOLS = [
+    {"type": "function", "function": {"name": "add", "parameters": {
+        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"]}}},
+    {"type": "function", "function": {"name": "where", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"},
+                                         "unit": {"enum": ["c", "f"]}}}}},
+]
+
+
+async def test_default_reply_calls_offered_tools() -> None:
+    """Offered tools, the server calls them with made-up arguments, then reads the results."""
+    async with MockServer() as server:
+        _, _, raw = await post(server, chat("go", tools=TOOLS))
+        message = json.loads(raw)["choices"][0]["message"]
+        calls = [(c["function"]["name"], json.loads(c["function"]["arguments"]))
+                 for c in message["tool_calls"]]
+        assert calls == [("add", {"a": 1, "b": 1}), ("where", {"city": "example", "unit": "c"})]
+        assert json.loads(raw)["choices"][0]["finish_reason"] == "tool_calls"
+
+        named = {"type": "function", "function": {"name": "where"}}
+        _, _, raw = await post(server, chat("go", tools=TOOLS, tool_choice=named, stream=True))
+        deltas = [c["choices"][0]["delta"] for c in chunks(raw) if c["choices"]]
+        names = {d["tool_calls"][0]["function"].get("name") for d in deltas if "tool_calls" in d}
+        assert names - {None} == {"where"}
+
+        _, _, raw = await post(server, chat("go", tools=TOOLS, tool_choice="none"))
+        assert json.loads(raw)["choices"][0]["message"]["content"] == "Echo: go"
+
+        after = chat("go", tools=TOOLS)
+        after["messages"] += [
+            {"role": "assistant", "tool_calls": message["tool_calls"]},
+            {"role": "tool", "tool_call_id": "call_1_0", "content": "2"},
+            {"role": "tool", "tool_call_id": "call_1_1", "content": "sunny"},
+        ]
+        _, _, raw = await post(server, after)
+        assert json.loads(raw)["choices"][0]["message"]["content"] == "Tool results: 2; sunny"
+
+
+async def test_default_reply_fits_a_json_schema() -> None:
+    """A json_schema response format is answered with JSON that fits it, $refs and all."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"anyOf": [{"type": "integer", "minimum": 18}, {"type": "null"}]},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "kind": {"enum": ["a", "b"]},
+            "score": {"type": ["number", "null"]},
+            "ok": {"type": "boolean"},
+            "home": {"$ref": "#/$defs/Place"},
+            "tree": {"$ref": "#/$defs/Node"},
+        },
+        "$defs": {
+            "Place": {"type": "object", "properties": {"city": {"const": "Oslo"}}},
+            "Node": {"type": "object", "properties": {"child": {
+                "anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}}},
+        },
+    }
+    response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    async with MockServer() as server:
+        _, _, raw = await post(server, chat(response_format=response_format))
+        streamed = await post(server, chat(response_format=response_format, stream=True))
+    answer = json.loads(json.loads(raw)["choices"][0]["message"]["content"])
+    assert {k: answer[k] for k in ("name", "age", "tags", "kind", "score", "ok", "home")} == {
+        "name": "example", "age": 18, "tags": ["example", "example"], "kind": "a",
+        "score": 1.5, "ok": True, "home": {"city": "Oslo"},
+    }
+    depth, node = 0, answer["tree"]
+    while node is not None:  # a recursive schema is cut off, not followed forever
+        depth, node = depth + 1, node["child"]
+    assert 1 <= depth <= 16
+    assert json.loads(content_of(streamed[2])) == answer
+
+
 async def test_reply_json_error_and_raw() -> None:
     """Scripted JSON, error and raw replies are served in order, then the default again."""
     async with MockServer() as server:

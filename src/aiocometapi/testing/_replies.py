@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from ._examples import example
 from ._values import Drop, MockStats, Pause
 
 __all__ = ["mock_words", "thought_signature"]
@@ -211,6 +212,43 @@ class _Exchange:
         chars = sum(len(_text_of(m.get("content"))) for m in self.messages)
         return max(1, math.ceil(chars / 4))
 
+    def default_tool_calls(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """The calls a model would make unasked-for: the tools offered (the one named by
+        ``tool_choice``, else each, up to four), with arguments made up from their schemas,
+        when the last message is the user's and ``tool_choice`` is not ``"none"``."""
+        tools = self.body.get("tools")
+        choice = self.body.get("tool_choice")
+        messages = self.messages
+        if not isinstance(tools, list) or not tools or choice == "none" or not messages:
+            return []
+        if messages[-1].get("role") != "user":
+            return []
+        functions = [
+            tool["function"] for tool in tools
+            if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+            and isinstance(tool["function"].get("name"), str)
+        ]
+        if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+            functions = [f for f in functions if f["name"] == choice["function"].get("name")]
+        return [(f["name"], example(f.get("parameters") or {})) for f in functions[:4]]
+
+    def json_schema(self) -> Any:
+        """The schema of a ``json_schema`` response format, or ``None``."""
+        response_format = self.body.get("response_format")
+        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+            return None
+        spec = response_format.get("json_schema")
+        return spec.get("schema", {}) if isinstance(spec, dict) else {}
+
+    def tool_results(self) -> list[str]:
+        """The contents of the tool messages that end the conversation, in order."""
+        results: list[str] = []
+        for message in reversed(self.messages):
+            if message.get("role") != "tool":
+                break
+            results.append(_text_of(message.get("content")))
+        return results[::-1]
+
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
             if message.get("role") == "user":
@@ -358,14 +396,25 @@ def _default_stream(
 # --------------------------------------------------------------------------- default replies
 
 
-async def _default_reply(ex: _Exchange, chunk_delay: float) -> web.StreamResponse:
-    """The answer to a chat request with no scripted reply: an echo, or ``mock_words``."""
+def _default_content(ex: _Exchange) -> str:
     mock = ex.body.get("mock")
     words = mock.get("words") if isinstance(mock, dict) else None
     if isinstance(words, int) and not isinstance(words, bool) and words >= 0:
-        content = mock_words(words)
-    else:
-        content = f"Echo: {ex.last_user_text()}"
+        return mock_words(words)
+    schema = ex.json_schema()
+    if schema is not None:
+        return _encode(example(schema)).decode()
+    results = ex.tool_results()
+    if results:
+        return "Tool results: " + "; ".join(results)
+    return f"Echo: {ex.last_user_text()}"
+
+
+async def _default_reply(ex: _Exchange, chunk_delay: float) -> web.StreamResponse:
+    """The answer to a chat request with no scripted reply (tool calls aside, which the
+    server answers with a turn): ``mock_words``, JSON that fits a ``json_schema`` response
+    format, the results of the tools just run, or an echo of the last user message."""
+    content = _default_content(ex)
     usage = _usage(ex.prompt_tokens, _words(content) * ex.n)
     if ex.stream:
         return await _write_stream(ex, _default_stream(ex, content, usage, chunk_delay))

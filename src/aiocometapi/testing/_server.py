@@ -379,6 +379,10 @@ class MockServer:
             if scripted.delay > 0:
                 await asyncio.sleep(scripted.delay)
             return await scripted.send(ex)
+        calls = ex.default_tool_calls()
+        if calls:
+            turn = _TurnReply(0.0, None, list(calls), None, None, None, None, 0, False)
+            return await turn.send(ex)
         return await _default_reply(ex, self._chunk_delay)
 
 
