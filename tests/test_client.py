@@ -19,6 +19,7 @@ from aiocometapi import (
     ClientClosedError,
     ConfigurationError,
     InternalServerError,
+    NotFoundError,
     RateLimitError,
     Timeout,
 )
@@ -317,6 +318,17 @@ async def test_body_that_does_not_fit_is_a_validation_error(
     server.reply_json({"choices": "not a list"})
     with pytest.raises(APIResponseValidationError, match="choices"):
         await client.chat.completions.create(model=MODEL, messages=[user("hi")])
+
+
+async def test_models_retrieve(client: AsyncCometAPI, server: MockServer) -> None:
+    """models.retrieve() returns one model; an unknown id is a NotFoundError."""
+    model = await client.models.retrieve(MODEL)
+    assert (model.id, model.owned_by) == (MODEL, "openai")
+    assert server.requests[-1].path == f"/v1/models/{MODEL}"
+    with pytest.raises(NotFoundError, match="does not exist"):
+        await client.models.retrieve("no-such-model")
+    with pytest.raises(ValueError, match="non-empty"):
+        await client.models.retrieve(" ")
 
 
 async def test_models_list(client: AsyncCometAPI, server: MockServer) -> None:

@@ -21,6 +21,7 @@ from aiocometapi.types import (
     ChatCompletion,
     ChatCompletionChunk,
     Message,
+    Model,
     ModelList,
     ParsedChatCompletion,
     UserMessage,
@@ -61,6 +62,7 @@ async def check(client: AsyncCometAPI, flag: bool) -> None:
     await client.chat.completions.create(model="m", messages=history)
     assert_type(plain.choices[0].message.to_message(), AssistantMessage)
     assert_type(await client.models.list(), ModelList)
+    assert_type(await client.models.retrieve("m"), Model)
     assert_type(client.with_options(timeout=3), AsyncCometAPI)
 
 
