@@ -32,7 +32,6 @@ _ERROR = re.compile(
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 
-
 def repair(data: bytes | str, type_: type[T], what: str) -> T | None:
     """``data`` decoded as ``type_`` with provider drift fixed, or ``None`` if it cannot be.
 
