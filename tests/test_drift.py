@@ -7,15 +7,21 @@ import json
 import logging
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiocometapi import APIResponseValidationError, AsyncCometAPI, StreamError
+from aiocometapi._client import decode_json
 from aiocometapi.testing import MockServer
+from aiocometapi.types import ChatCompletion
 from conftest import user
 
 pytestmark = pytest.mark.anyio
 
 MODEL = "gpt-4o"
+DECODER = msgspec.json.Decoder(ChatCompletion)
 
 ANSWER: dict[str, Any] = {
     "id": "chatcmpl-1",
@@ -168,3 +174,48 @@ async def test_a_chunk_that_is_not_drift_still_fails(
                 pass
     assert raised.value.partial is not None
     assert raised.value.partial.choices[0].message.content == "so far"
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside ``value``."""
+    found: list[tuple[Any, ...]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, inner in items:
+        found.append((*prefix, key))
+        if isinstance(inner, (dict, list)):
+            found.extend(paths(inner, (*prefix, key)))
+    return found
+
+
+ANSWER_PATHS = paths({**ANSWER, "choices": [{**ANSWER["choices"][0], "message": {
+    **ANSWER["choices"][0]["message"], "tool_calls": [CALL]}}]})
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(ANSWER_PATHS), json_values, max_size=4))
+def test_any_drift_is_repaired_or_refused(changes: dict[tuple[Any, ...], Any]) -> None:
+    """Whatever lands wherever in an answer, decoding gives a completion or msgspec's own
+    error (which the client turns into APIResponseValidationError); nothing else escapes."""
+    answer = {**ANSWER, "choices": [{**ANSWER["choices"][0], "message": {
+        **ANSWER["choices"][0]["message"], "tool_calls": [CALL]}}]}
+    answer = copy.deepcopy(answer)
+    for path, value in sorted(changes.items(), key=lambda item: len(item[0])):
+        target: Any = answer
+        try:
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change replaced what this path went through
+    try:
+        completion = decode_json(DECODER, msgspec.json.encode(answer))
+    except msgspec.DecodeError:
+        return
+    assert isinstance(completion, ChatCompletion)
