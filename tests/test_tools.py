@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -191,6 +192,30 @@ async def test_sync_tool_runs_in_a_worker_thread() -> None:
 
     assert await function_tool(where).call("") == 1
     assert seen and seen[0] != threading.get_ident()
+
+
+async def test_timeout_does_not_wait_for_a_stuck_sync_tool(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """A timeout around the loop ends it on time, even with a plain function stuck in a thread."""
+    release = threading.Event()
+
+    def stuck(x: int) -> int:
+        """Never answers in time."""
+        release.wait(10)
+        return x
+
+    server.reply_turn(tool_calls=[("stuck", {"x": 1})])
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            with anyio.fail_after(0.3):
+                await client.chat.completions.run_tools(
+                    model=MODEL, messages=[user("go")], tools=[stuck]
+                )
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
 
 
 # --------------------------------------------------------------------------- the loop

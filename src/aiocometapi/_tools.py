@@ -103,7 +103,9 @@ class Tool(Generic[P, R]):
         """Decode ``arguments`` and call the function with them.
 
         An ``async`` function is awaited; a plain one runs in a worker thread
-        (``anyio.to_thread.run_sync``) so that it cannot block the event loop.
+        (``anyio.to_thread.run_sync``) so that it cannot block the event loop, and a
+        cancellation (a timeout around the tool loop) does not wait for the thread: it is
+        left to finish on its own and its result dropped.
 
         Raises:
             ToolArgumentsError: the arguments do not fit (the function is not called).
@@ -114,7 +116,9 @@ class Tool(Generic[P, R]):
         function: Callable[..., Any] = self.function
         if self._is_async:
             return await function(*args, **kwargs)
-        result = await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+        result = await anyio.to_thread.run_sync(
+            functools.partial(function, *args, **kwargs), abandon_on_cancel=True
+        )
         if inspect.isawaitable(result):
             result = await result
         return result
