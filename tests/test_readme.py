@@ -70,3 +70,18 @@ def test_readme_program_runs(threaded_server: MockServer, tmp_path: Path, name: 
     for text in expected:
         assert text in done.stdout, (text, done.stdout[-2000:])
     assert FAKE_KEY not in done.stdout + done.stderr
+
+
+def test_readme_programs_type_check(tmp_path: Path) -> None:
+    """Copied into a project checked with mypy --strict, the README's programs pass as written."""
+    files = []
+    for name, (first_line, _) in PROGRAMS.items():
+        path = tmp_path / f"readme_{name}.py"
+        path.write_text(program(first_line), encoding="utf-8")
+        files.append(str(path))
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+         *files],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -14,9 +14,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncGenerator, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from functools import partial
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import anyio
 
@@ -179,11 +179,8 @@ class _Batch:
                     if self._reporter.progress_enabled:
                         group.start_soon(self._show_progress)
                     try:
-                        results = cast(
-                            AsyncGenerator[FanOutResult, None],
-                            self._client.chat.completions.fan_out(
-                                requests, concurrency=self._concurrency
-                            ),
+                        results = self._client.chat.completions.fan_out(
+                            requests, concurrency=self._concurrency
                         )
                         async with contextlib.aclosing(results):
                             async for result in results:

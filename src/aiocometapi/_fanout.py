@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +138,7 @@ async def fan_out(
     concurrency: int = 64,
     ordered: bool = False,
     window: int | None = None,
-) -> AsyncIterator[FanOutResult]:
+) -> AsyncGenerator[FanOutResult, None]:
     """Run ``create(**request)`` for every request, ``concurrency`` at a time; yield the results.
 
     See ``Completions.fan_out`` for the public description.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -215,13 +215,13 @@ def run_tools_stream(
     tools: Sequence[Tool[..., Any] | Callable[..., Any]],
     max_turns: int,
     tool_errors: ToolErrors,
-) -> AsyncIterator[ToolRunEvent]:
+) -> AsyncGenerator[ToolRunEvent, None]:
     """The loop behind ``client.chat.completions.run_tools_stream`` (see there)."""
     # Built here, not in the generator, so that bad arguments raise at the call.
     return _stream_turns(create, _Loop(params, tools, max_turns, tool_errors))
 
 
-async def _stream_turns(create: Create, loop: _Loop) -> AsyncIterator[ToolRunEvent]:
+async def _stream_turns(create: Create, loop: _Loop) -> AsyncGenerator[ToolRunEvent, None]:
     for turn in range(1, loop.max_turns + 1):
         stream: AsyncStream[ChatCompletionChunk] = await create(
             stream=True, **loop.request, messages=list(loop.run.messages)

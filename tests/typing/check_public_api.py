@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 from typing_extensions import assert_type
 
@@ -9,6 +11,7 @@ from aiocometapi import (
     Adjustment,
     AsyncCometAPI,
     AsyncStream,
+    FanOutResult,
     ParsedAsyncStream,
     TextDelta,
     Timeout,
@@ -127,3 +130,14 @@ async def check_structured_and_tools(client: AsyncCometAPI, flag: bool) -> None:
         assert_type(event, ToolRunEvent)
         if isinstance(event, TextDelta):
             assert_type(event.text, str)
+    # Both iterators are async generators: contextlib.aclosing takes them.
+    events = client.chat.completions.run_tools_stream(model="m", messages=messages, tools=[tool])
+    async with contextlib.aclosing(events):
+        async for event in events:
+            assert_type(event, ToolRunEvent)
+    results = client.chat.completions.fan_out([{"model": "m", "messages": messages}])
+    async with contextlib.aclosing(results):
+        async for result in results:
+            assert_type(result, FanOutResult)
+            if result.completion is not None:
+                assert_type(result.completion, ChatCompletion)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 
 import msgspec
@@ -360,7 +367,7 @@ class Completions:
         max_turns: int = 10,
         tool_errors: ToolErrors = "send",
         **params: Unpack[RunToolsParams],
-    ) -> AsyncIterator[ToolRunEvent]:
+    ) -> AsyncGenerator[ToolRunEvent, None]:
         """``run_tools()`` with every turn streamed: yields events as they happen.
 
         Yields:
@@ -385,7 +392,7 @@ class Completions:
         concurrency: int = 64,
         ordered: bool = False,
         window: int | None = None,
-    ) -> AsyncIterator[FanOutResult]:
+    ) -> AsyncGenerator[FanOutResult, None]:
         """Run many ``create()`` calls at once and yield one result per input as each completes.
 
         Args:
