@@ -161,6 +161,25 @@ async def test_drifted_chunks_are_repaired(client: AsyncCometAPI, server: MockSe
     assert stream.completion.usage is not None and stream.completion.usage.prompt_tokens == 3
 
 
+async def test_a_drifting_stream_logs_once(
+    client: AsyncCometAPI, server: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider that drifts in every chunk gets every chunk repaired, and one log line."""
+    drifting = [
+        {**chunk({"content": f"w{i} "}), "choices": [
+            {"index": "0", "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+        for i in range(50)
+    ]
+    server.reply_stream(drifting)
+    with caplog.at_level(logging.INFO, logger="aiocometapi"):
+        async with await client.chat.completions.create(
+            model=MODEL, messages=[user("q")], stream=True
+        ) as stream:
+            text = "".join([t async for t in stream.text()])
+    assert text == "".join(f"w{i} " for i in range(50))
+    assert len([r for r in caplog.records if "repaired" in r.getMessage()]) == 1
+
+
 async def test_a_chunk_that_is_not_drift_still_fails(
     client: AsyncCometAPI, server: MockServer
 ) -> None:

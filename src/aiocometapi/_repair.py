@@ -32,11 +32,11 @@ _ERROR = re.compile(
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 
-def repair(data: bytes | str, type_: type[T], what: str) -> T | None:
+def repair(data: bytes | str, type_: type[T], what: str, *, quiet: bool = False) -> T | None:
     """``data`` decoded as ``type_`` with provider drift fixed, or ``None`` if it cannot be.
 
     ``what`` names the answer in the log line that lists the fixes (paths and kinds only,
-    never values: bodies are not logged).
+    never values: bodies are not logged); ``quiet`` leaves the line out.
     """
     try:
         value = msgspec.json.decode(data)
@@ -54,8 +54,9 @@ def repair(data: bytes | str, type_: type[T], what: str) -> T | None:
             continue
         except RecursionError:
             return None
-        done = "; ".join(fixes) or "numbers or booleans sent as strings, read as such"
-        log.info("repaired %s that did not fit its type: %s", what, done)
+        if not quiet:
+            done = "; ".join(fixes) or "numbers or booleans sent as strings, read as such"
+            log.info("repaired %s that did not fit its type: %s", what, done)
         return result
     return None
 

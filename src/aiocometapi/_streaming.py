@@ -90,6 +90,7 @@ class AsyncStream(Generic[ChunkT]):
         self._pending = self._accumulator.pending
         self._finished = False
         self._closed = False
+        self._repaired = False
         self._reopen = reopen
         self._policy = policy
         self._secret = secret
@@ -232,8 +233,11 @@ class AsyncStream(Generic[ChunkT]):
             except (msgspec.DecodeError, RecursionError) as exc:
                 failure = exc
         if isinstance(failure, msgspec.ValidationError):
-            repaired = repair(data, self._decoder.type, "a stream chunk")
+            # A provider that drifts does so in every chunk: one log line per stream.
+            what = "a stream chunk (later ones of this stream are repaired without a log line)"
+            repaired = repair(data, self._decoder.type, what, quiet=self._repaired)
             if repaired is not None:
+                self._repaired = True
                 return repaired
         text = self._redact(data).decode("utf-8", "replace")
         raise StreamError(
