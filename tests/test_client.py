@@ -218,7 +218,8 @@ async def test_an_answer_goes_back_as_the_next_assistant_turn(
     client: AsyncCometAPI, server: MockServer
 ) -> None:
     """As with the openai package, the answer's message can be appended to messages as is:
-    it is sent as an assistant message, without the SDK's and the gateway's own fields."""
+    it is sent as an assistant message, without the SDK's own fields; its reasoning goes
+    with it only when it called tools (DeepSeek wants it back then, and ignores it else)."""
     server.reply_turn(
         content="Let me add.", reasoning_content="thinking...",
         tool_calls=[("add", {"a": 1, "b": 2})],
@@ -235,11 +236,13 @@ async def test_an_answer_goes_back_as_the_next_assistant_turn(
         "content": "Let me add.",
         "tool_calls": [{"id": "call_1_0", "type": "function",
                         "function": {"name": "add", "arguments": '{"a":1,"b":2}'}}],
+        "reasoning_content": "thinking...",
     }
-    assert message.to_message() == AssistantMessage(
-        content="Let me add.", tool_calls=message.tool_calls
-    )
     assert history[1] is message  # the caller's list is not changed
+    server.reply_turn(content="3", reasoning_content="easy")
+    answer = (await client.chat.completions.create(model=MODEL, messages=history)).choices[0]
+    assert answer.message.reasoning_content == "easy"
+    assert answer.message.to_message() == AssistantMessage(content="3")
 
 
 async def test_extra_headers_query_and_body(client: AsyncCometAPI, server: MockServer) -> None:

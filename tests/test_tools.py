@@ -507,3 +507,55 @@ async def test_a_hand_written_loop_keeps_the_signature(
         await client.chat.completions.create(
             model=GEMINI_3, messages=[user("sum"), lost, result], max_retries=0
         )
+
+
+# --------------------------------------------------------------------------- DeepSeek reasoning
+
+DEEPSEEK = "deepseek-v3.2"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "streamed"])
+async def test_reasoning_goes_back_with_tool_calls(
+    client: AsyncCometAPI, server: MockServer, stream: bool
+) -> None:
+    """DeepSeek's thinking mode wants a tool-calling turn's reasoning back; the loop sends it."""
+    server.reply_turn(reasoning_content="Add them.", tool_calls=[("add", {"a": 1, "b": 2})])
+    server.reply_turn(reasoning_content="Done.", content="3")
+    if stream:
+        events = [
+            event async for event in client.chat.completions.run_tools_stream(
+                model=DEEPSEEK, messages=[user("sum")], tools=[add]
+            )
+        ]
+        assert isinstance(events[-1], RunCompleted)
+        run = events[-1].run
+    else:
+        run = await client.chat.completions.run_tools(
+            model=DEEPSEEK, messages=[user("sum")], tools=[add]
+        )
+    assert run.completion.choices[0].message.content == "3"
+    assert messages_of(server, 1)[1]["reasoning_content"] == "Add them."
+    # A turn without tool calls does not carry its reasoning into the history.
+    assert run.messages[-1] == AssistantMessage(content="3")
+
+
+async def test_a_hand_written_loop_keeps_the_reasoning(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """Appending the answer's message keeps the reasoning; leaving it out is DeepSeek's 400."""
+    server.reply_turn(reasoning_content="Add them.", tool_calls=[("add", {"a": 1, "b": 2})])
+    server.reply_turn(content="3")
+    first = await client.chat.completions.create(model=DEEPSEEK, messages=[user("sum")])
+    message = first.choices[0].message
+    result = {"role": "tool", "content": "3", "tool_call_id": "call_1_0"}
+    second = await client.chat.completions.create(
+        model=DEEPSEEK, messages=[user("sum"), message, result]
+    )
+    assert second.choices[0].message.content == "3"
+    assert messages_of(server, 1)[1]["reasoning_content"] == "Add them."
+
+    without = AssistantMessage(content=message.content, tool_calls=message.tool_calls)
+    with pytest.raises(BadRequestError, match="Missing `reasoning_content`"):
+        await client.chat.completions.create(
+            model=DEEPSEEK, messages=[user("sum"), without, result], max_retries=0
+        )

@@ -13,8 +13,6 @@ from ._exceptions import MaxTurnsExceededError, ToolCallError
 from ._streaming import AsyncStream
 from ._tools import Tool, function_tool
 from .types import (
-    UNSET,
-    AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     Message,
@@ -135,11 +133,7 @@ class _Loop:
             call if call.id else msgspec.structs.replace(call, id=f"call_{turn}_{i}")
             for i, call in enumerate(message.tool_calls or ())
         ]
-        self.run.messages.append(AssistantMessage(
-            content=message.content,
-            tool_calls=calls if calls else UNSET,
-            refusal=message.refusal if message.refusal is not None else UNSET,
-        ))
+        self.run.messages.append(msgspec.structs.replace(message, tool_calls=calls).to_message())
         # Tool calls decide, not finish_reason: Gemini routes say "stop" after tool calls.
         return calls
 

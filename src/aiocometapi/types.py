@@ -137,6 +137,9 @@ class AssistantMessage(_Request, tag_field="role", tag="assistant"):
     tool_calls: list[ToolCall] | UnsetType = UNSET
     refusal: str | UnsetType = UNSET
     name: str | UnsetType = UNSET
+    reasoning_content: str | UnsetType = UNSET
+    """The reasoning behind a turn that called tools, where the provider wants it back:
+    DeepSeek's thinking mode answers 400 to a tool-calling turn sent back without it."""
 
 
 class ToolMessage(_Request, tag_field="role", tag="tool"):
@@ -244,13 +247,18 @@ class ChatCompletionMessage(_Response):
 
     def to_message(self) -> AssistantMessage:
         """This answer as the assistant turn of a next request: content, refusal and tool
-        calls (with any provider data they carry, such as Gemini 3's thought signatures).
-        ``parsed`` and ``reasoning_content`` are the SDK's and the gateway's, not the API's,
-        and are not sent. Passing the message itself in ``messages`` does the same."""
+        calls (with any provider data they carry, such as Gemini 3's thought signatures), and
+        with tool calls the ``reasoning_content`` too (DeepSeek's thinking mode requires it
+        back on such turns and ignores it on others). ``parsed`` is the SDK's and is not sent.
+        Passing the message itself in ``messages`` does the same."""
+        calls = self.tool_calls
         return AssistantMessage(
             content=self.content,
-            tool_calls=self.tool_calls if self.tool_calls else UNSET,
+            tool_calls=calls if calls else UNSET,
             refusal=self.refusal if self.refusal is not None else UNSET,
+            reasoning_content=(
+                self.reasoning_content if calls and self.reasoning_content is not None else UNSET
+            ),
         )
 
 

@@ -52,6 +52,10 @@ def _signs_tool_calls(model: str) -> bool:
     return model.startswith("gemini-3")
 
 
+def _wants_reasoning_back(model: str) -> bool:
+    return model.startswith("deepseek")
+
+
 _MOCK_CALL_ID = re.compile(r"call_\d+_0")  # the first call of a scripted turn
 
 
@@ -175,6 +179,8 @@ class _Exchange:
     stats: MockStats
     number: int
     body: dict[str, Any]
+    reasoned: dict[str, str] = field(default_factory=dict)
+    """Call id -> the reasoning of the DeepSeek turn that made the call (shared by the server)."""
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -231,6 +237,24 @@ class _Exchange:
         if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
             functions = [f for f in functions if f["name"] == choice["function"].get("name")]
         return [(f["name"], example(f.get("parameters") or {})) for f in functions[:4]]
+
+    def missing_reasoning(self) -> str | None:
+        """DeepSeek's thinking-mode complaint about a tool-calling turn sent back without its
+        ``reasoning_content``, or ``None``."""
+        if not _wants_reasoning_back(self.model):
+            return None
+        for position, message in enumerate(self.messages):
+            calls = message.get("tool_calls")
+            if message.get("role") != "assistant" or not isinstance(calls, list) or not calls:
+                continue
+            call_id = calls[0].get("id") if isinstance(calls[0], dict) else None
+            wanted = self.reasoned.get(call_id) if isinstance(call_id, str) else None
+            if wanted is not None and message.get("reasoning_content") != wanted:
+                return (
+                    "Missing `reasoning_content` field in the assistant message at message "
+                    f"index {position}"
+                )
+        return None
 
     def json_schema(self) -> Any:
         """The schema of a ``json_schema`` response format, or ``None``."""

@@ -20,6 +20,7 @@ from ._replies import (
     _slices,
     _sse,
     _usage,
+    _wants_reasoning_back,
     _words,
     _write_stream,
     thought_signature,
@@ -171,6 +172,9 @@ class _TurnReply(_Scripted):
 
     async def send(self, ex: _Exchange) -> web.StreamResponse:
         calls = self.calls(ex)
+        if self.reasoning_content and calls and _wants_reasoning_back(ex.model):
+            for id, *_ in calls:  # DeepSeek's thinking mode wants it back with these calls
+                ex.reasoned[id] = self.reasoning_content
         if ex.stream:
             return await _write_stream(ex, self.events(ex, calls), coalesce=False)
         body = ex.completion(

@@ -108,6 +108,7 @@ class MockServer:
         self._retry_after = retry_after
         self._chunk_delay = chunk_delay
         self._queue: deque[_Scripted] = deque()
+        self._reasoned: dict[str, str] = {}
         self._numbers = itertools.count(1)
         self._runner: web.ServerRunner | None = None
         self._server: _CountingServer | None = None
@@ -356,7 +357,11 @@ class MockServer:
             message, param = invalid
             error = _error_body(message, "invalid_request_error", "invalid_request", param)
             return _response(f"mock-{number}", 400, error)
-        ex = _Exchange(request, self.stats, number, body)
+        ex = _Exchange(request, self.stats, number, body, self._reasoned)
+        missing = ex.missing_reasoning()
+        if missing is not None:
+            error = _error_body(missing, "invalid_request_error", "invalid_request_error")
+            return _response(ex.request_id, 400, error)
 
         fail, drop, slow = self._conditions.draw()
         scripted = self._queue.popleft() if self._queue and not (fail or drop) else None
