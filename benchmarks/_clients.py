@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -13,7 +15,7 @@ import yarl
 from aiocometapi import AsyncCometAPI
 from aiocometapi.types import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["CLIENT_NAMES", "MODEL", "POOL", "BenchClient", "make_client"]
+__all__ = ["CLIENT_NAMES", "MODEL", "POOL", "BenchClient", "make_client", "opened_clients"]
 
 MODEL = "gpt-5.4-mini"
 POOL = 200  # connections per client: at least the highest concurrency any case uses
@@ -47,19 +49,10 @@ class BenchClient:
         raise NotImplementedError
 
 
-class CometClient(BenchClient):
-    name = "aiocometapi"
+class _SDKClient(BenchClient):
+    """Both SDKs are called the same way; only how they are opened and closed differs."""
 
-    def __init__(self, base_url: str) -> None:
-        self._base_url = base_url
-
-    async def open(self) -> None:
-        self._client = AsyncCometAPI(
-            api_key=API_KEY, base_url=self._base_url, max_connections=POOL, max_retries=0
-        )
-
-    async def close(self) -> None:
-        await self._client.aclose()
+    _client: Any
 
     async def stream(self, words: int) -> tuple[int, int]:
         stream = await self._client.chat.completions.create(
@@ -80,7 +73,22 @@ class CometClient(BenchClient):
         return completion.choices[0].message.content
 
 
-class OpenAIClient(BenchClient):
+class CometClient(_SDKClient):
+    name = "aiocometapi"
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+
+    async def open(self) -> None:
+        self._client = AsyncCometAPI(
+            api_key=API_KEY, base_url=self._base_url, max_connections=POOL, max_retries=0
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class OpenAIClient(_SDKClient):
     """``openai.AsyncOpenAI`` on its default httpx transport, or on its aiohttp one."""
 
     def __init__(self, base_url: str, *, use_aiohttp: bool) -> None:
@@ -105,23 +113,6 @@ class OpenAIClient(BenchClient):
         await self._client.close()
         await self._http.aclose()  # idempotent; the line above already closed it
 
-    async def stream(self, words: int) -> tuple[int, int]:
-        stream = await self._client.chat.completions.create(
-            model=MODEL, messages=STREAM_MESSAGES, stream=True, extra_body=_mock(words)
-        )
-        chunks = content = 0
-        async with stream:
-            async for chunk in stream:
-                chunks += 1
-                if chunk.choices and chunk.choices[0].delta.content:
-                    content += 1
-        return chunks, content
-
-    async def complete(self, prompt: str) -> str | None:
-        completion = await self._client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": prompt}]
-        )
-        return completion.choices[0].message.content
 
 
 _encode = msgspec.json.encode
@@ -201,3 +192,18 @@ def make_client(name: str, base_url: str) -> BenchClient:
     if name == "floor":
         return FloorClient(base_url)
     raise ValueError(f"unknown client {name!r}")
+
+
+@contextlib.asynccontextmanager
+async def opened_clients(
+    names: Sequence[str], base_url: str
+) -> AsyncIterator[dict[str, BenchClient]]:
+    """The named clients, opened against ``base_url``; all closed on the way out."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, BenchClient] = {}
+        for name in names:
+            client = make_client(name, base_url)
+            await client.open()
+            stack.push_async_callback(client.close)
+            clients[name] = client
+        yield clients

@@ -23,6 +23,7 @@ __all__ = [
     "Sample",
     "Scale",
     "compare",
+    "compare_and_report",
     "cpu_per_unit",
     "environment_line",
     "mock_server",
@@ -159,6 +160,21 @@ async def compare(
             )
     gc.collect()
     return samples
+
+
+async def compare_and_report(
+    names: Sequence[str],
+    run: Callable[[str], Awaitable[int]],
+    *,
+    repeat: int,
+    expected_units: int,
+    title: str,
+    scale: Scale,
+    targets: Callable[[dict[str, list[Sample]]], list[tuple[str, float, str, float]]],
+) -> None:
+    """``compare`` the clients, then print the table and the target lines for aiocometapi."""
+    results = await compare(names, run, repeat=repeat, expected_units=expected_units)
+    print_report(title, results, scale, ours="aiocometapi", floor="floor", targets=targets(results))
 
 
 # --------------------------------------------------------------------------- reporting

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from _clients import CLIENT_NAMES, POOL, BenchClient, make_client
+from _clients import CLIENT_NAMES, POOL, BenchClient, opened_clients
 from _common import (
     Sample,
     Scale,
-    compare,
+    compare_and_report,
     cpu_per_unit,
     environment_line,
     parse_args,
-    print_report,
     progress,
     rate,
     server_url,
@@ -87,13 +85,7 @@ async def main_async(base_url: str, args: argparse.Namespace) -> None:
     selected = [all_cases[key] for key in args.cases]
     repeat: int = args.repeat
     names: list[str] = args.only
-    async with contextlib.AsyncExitStack() as stack:
-        clients: dict[str, BenchClient] = {}
-        for name in names:
-            client = make_client(name, base_url)
-            await client.open()
-            stack.push_async_callback(client.close)
-            clients[name] = client
+    async with opened_clients(names, base_url) as clients:
         concurrency = max(case.concurrency for case in selected)
         for name, client in clients.items():
             progress(f"warming up {name}")
@@ -106,18 +98,13 @@ async def main_async(base_url: str, args: argparse.Namespace) -> None:
             async def run(name: str, case: Case = case) -> int:
                 return await run_case(clients[name], case)
 
-            results = await compare(names, run, repeat=repeat, expected_units=case.requests)
             title = (
                 f"{case.title}: {case.requests:,} requests at concurrency {case.concurrency} "
                 f"(pool {POOL} per client), median of {repeat}"
             )
-            print_report(
-                title,
-                results,
-                SCALE,
-                ours="aiocometapi",
-                floor="floor",
-                targets=targets(results),
+            await compare_and_report(
+                names, run, repeat=repeat, expected_units=case.requests, title=title,
+                scale=SCALE, targets=targets,
             )
 
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import io
 import pstats
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from _clients import CLIENT_NAMES, BenchClient, make_client
+from _clients import CLIENT_NAMES, BenchClient, opened_clients
 from _common import (
     Sample,
     Scale,
-    compare,
+    compare_and_report,
     cpu_per_unit,
     environment_line,
     parse_args,
-    print_report,
     progress,
     server_url,
 )
@@ -124,13 +122,7 @@ async def main_async(base_url: str, names: Sequence[str], args: argparse.Namespa
     all_cases = cases(args.quick)
     selected = [all_cases[key] for key in args.cases]
     repeat: int = args.repeat
-    async with contextlib.AsyncExitStack() as stack:
-        clients: dict[str, BenchClient] = {}
-        for name in names:
-            client = make_client(name, base_url)
-            await client.open()
-            stack.push_async_callback(client.close)
-            clients[name] = client
+    async with opened_clients(names, base_url) as clients:
         if args.profile:
             await profile(clients["aiocometapi"], all_cases["a"].words)
             return
@@ -147,19 +139,14 @@ async def main_async(base_url: str, names: Sequence[str], args: argparse.Namespa
             async def run(name: str, case: Case = case) -> int:
                 return await run_case(clients[name], case)
 
-            results = await compare(names, run, repeat=repeat, expected_units=case.chunks)
             title = (
                 f"{case.title}: {case.streams:,} stream(s) x {case.words:,} words "
                 f"({case.chunks:,} chunks) at concurrency {case.concurrency}, "
                 f"median of {repeat}"
             )
-            print_report(
-                title,
-                results,
-                SCALE,
-                ours="aiocometapi",
-                floor="floor",
-                targets=targets(results),
+            await compare_and_report(
+                names, run, repeat=repeat, expected_units=case.chunks, title=title,
+                scale=SCALE, targets=targets,
             )
 
 
