@@ -18,6 +18,7 @@ import msgspec
 
 from . import _retry
 from ._compat import Mode, check_mode
+from ._decode import decode_answer, status_error
 from ._exceptions import (
     APIResponseValidationError,
     APITimeoutError,
@@ -27,11 +28,9 @@ from ._exceptions import (
     StreamError,
     redact,
     request_id_from_headers,
-    status_error,
 )
 from ._logs import log
 from ._ratelimit import RateController, RateState
-from ._repair import repair
 from ._streaming import AsyncStream
 from ._transport import StreamBody, Timeout, Transport, deadline
 from ._version import __version__
@@ -49,25 +48,6 @@ T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
 DEFAULT_MAX_RETRIES = 4
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    """Decode an answer; invalid UTF-8 inside its strings reads as U+FFFD, as in a stream, and
-    an answer that misses its type only by provider drift is repaired (see ``_repair``).
-
-    Raises:
-        msgspec.DecodeError, msgspec.ValidationError: not the JSON expected.
-        RecursionError: nested deeper than msgspec goes.
-    """
-    try:
-        return decoder.decode(body)
-    except UnicodeDecodeError:
-        return decode_json(decoder, body.decode("utf-8", "replace").encode())
-    except msgspec.ValidationError:
-        repaired = repair(body, decoder.type, "an answer")
-        if repaired is None:
-            raise
-        return repaired
 
 
 def _check_header(name: str, value: str) -> None:
@@ -398,17 +378,12 @@ class AsyncCometAPI:
                 rate.release(status=status, retry_after=_retry.retry_after(reply.headers))
                 raise status_error(status, reply.headers, redact(reply.body, secret))
             try:
-                result = decode_json(decoder, reply.body)
-            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+                result = decode_answer(
+                    decoder, reply.body, status=status, headers=reply.headers, secret=secret
+                )
+            except APIResponseValidationError:
                 rate.release(status=None)
-                text = redact(reply.body, secret)[:2000].decode("utf-8", errors="replace")
-                raise APIResponseValidationError(
-                    f"The response is not the JSON the API promises ({exc}); it starts: "
-                    f"{text[:200]!r}",
-                    body=text,
-                    status_code=status,
-                    request_id=request_id_from_headers(reply.headers),
-                ) from exc
+                raise
             if isinstance(result, ChatCompletion):
                 result.request_id = request_id_from_headers(reply.headers)
                 usage = result.usage
