@@ -103,6 +103,11 @@ class ConfigurationError(CometAPIError, ValueError):
 class ClientClosedError(CometAPIError, RuntimeError):
     """A request was made on a client whose ``aclose()`` already ran."""
 
+    def __init__(
+        self, message: str = "This client was closed with aclose(); create a new one."
+    ) -> None:
+        super().__init__(message)
+
 
 class CompatibilityError(CometAPIError, ValueError):
     """``compat="strict"``: the request uses a parameter its model family does not accept."""

@@ -14,6 +14,7 @@ import msgspec
 
 from . import _retry
 from ._accumulate import Accumulator
+from ._config import Timeout
 from ._decode import DECODE_ERRORS, ErrorEnvelope, error_envelope, recover
 from ._exceptions import (
     APIConnectionError,
@@ -23,7 +24,6 @@ from ._exceptions import (
     StreamError,
     redact,
 )
-from ._transport import Timeout
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
 
