@@ -157,9 +157,10 @@ async def test_no_key_in_repr_or_str_of_any_object(server: MockServer) -> None:
             )
         ]
         objects = [
-            client, copy, client._config, copy._config, *client._default_options,
-            *copy._default_options, client._options(extra_headers={"X-A": "b"}, stream=True),
-            client.chat, client.chat.completions, client.models, client._transport,
+            client, copy, client._config, copy._config, client._requester, copy._requester,
+            client._requester.options(stream=False), copy._requester.options(stream=True),
+            client._requester.options({"extra_headers": {"X-A": "b"}}, stream=True),
+            client.chat, client.chat.completions, client.models, client.pool_state(),
             client.timeout, client.rate_state(), stream, first, completion, final, *results,
             await client.models.list(),
         ]

@@ -9,7 +9,6 @@ import functools
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import cast
 
 import aiohttp
@@ -18,6 +17,7 @@ import anyio
 import multidict
 import yarl
 
+from ._config import DEFAULT_TIMEOUT, Timeout
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -27,7 +27,7 @@ from ._exceptions import (
     ConfigurationError,
 )
 
-__all__ = ["Reply", "StreamBody", "Timeout", "Transport", "deadline"]
+__all__ = ["Reply", "StreamBody", "Transport", "deadline"]
 
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 
@@ -41,48 +41,6 @@ else:  # pragma: no cover
     async def deadline(seconds: float | None) -> AsyncIterator[None]:
         with anyio.fail_after(seconds):
             yield
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """The clocks of a request, in seconds; ``None`` switches a clock off.
-
-    A plain number given where a ``Timeout`` is expected means "nothing takes longer than this":
-    ``Timeout.of(30)`` caps every clock, the whole of a stream included, at 30 s.
-    """
-
-    total: float | None = 600.0
-    """A non-streaming request, from sending to the last byte of its answer."""
-    connect: float | None = 10.0
-    """Getting a connection from the pool or opening one."""
-    first_event: float | None = 120.0
-    """A stream, from sending the request to its first data event (keep-alive comments do not
-    count)."""
-    idle: float | None = 60.0
-    """A stream, the longest wait for the next data event while the caller waits for it."""
-    stream_total: float | None = None
-    """A stream, from sending the request to its end."""
-
-    @classmethod
-    def of(cls, value: float | Timeout | None) -> Timeout:
-        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults)."""
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, Timeout):
-            return value
-        seconds = float(value)
-        if seconds <= 0:
-            raise ConfigurationError(f"timeout must be positive, got {value!r}")
-        return cls(
-            total=seconds,
-            connect=min(seconds, 10.0),
-            first_event=seconds,
-            idle=seconds,
-            stream_total=seconds,
-        )
-
-
-DEFAULT_TIMEOUT = Timeout()
 
 
 @functools.lru_cache(maxsize=64)
@@ -191,9 +149,13 @@ class Transport:
         """``"unopened"``, ``"opened"`` or ``"closed"``."""
         return self._state.value
 
-    def _open(self) -> aiohttp.ClientSession:
+    def ensure_open(self) -> None:
+        """Raise ``ClientClosedError`` once ``aclose()`` ran: the one place that says so."""
         if self._state is _State.CLOSED:
-            raise ClientClosedError("This client was closed with aclose(); create a new one.")
+            raise ClientClosedError()
+
+    def _open(self) -> aiohttp.ClientSession:
+        self.ensure_open()
         connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector, trust_env=False, auto_decompress=True

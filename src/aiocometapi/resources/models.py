@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import msgspec
 
+from .._requester import Requester
 from ..types import Model, ModelList
-
-if TYPE_CHECKING:
-    from .._client import AsyncCometAPI
 
 __all__ = ["Models"]
 
@@ -21,26 +18,19 @@ _model_decoder = msgspec.json.Decoder(Model)
 class Models:
     """``client.models``."""
 
-    def __init__(self, client: AsyncCometAPI) -> None:
-        self._client = client
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
 
     async def list(self) -> ModelList:
         """``GET /models``: every model id the gateway serves (iterate the result, or ``.data``)."""
-        client = self._client
-        client._check_open()
-        return await client._request(
-            "GET", "/models", decoder=_decoder, options=client._default_options[False]
-        )
+        answer = await self._requester.request("GET", "/models", decoder=_decoder)
+        return answer.value
 
     async def retrieve(self, model: str) -> Model:
         """``GET /models/{model}``: one model; ``NotFoundError`` if the gateway has no such id."""
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty string, got {model!r}")
-        client = self._client
-        client._check_open()
-        return await client._request(
-            "GET",
-            f"/models/{quote(model, safe='')}",
-            decoder=_model_decoder,
-            options=client._default_options[False],
+        answer = await self._requester.request(
+            "GET", f"/models/{quote(model, safe='')}", decoder=_model_decoder
         )
+        return answer.value
