@@ -47,6 +47,7 @@ T = TypeVar("T")
 
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+"""Where requests go when neither ``base_url`` nor ``COMETAPI_BASE_URL`` says otherwise."""
 DEFAULT_MAX_RETRIES = 4
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -260,14 +261,17 @@ class AsyncCometAPI:
 
     @property
     def base_url(self) -> str:
+        """The API base URL requests go to, without a trailing slash."""
         return self._config.base_url
 
     @property
     def timeout(self) -> Timeout:
+        """The clocks every call uses unless it passes its own ``timeout``."""
         return self._config.timeout
 
     @property
     def max_retries(self) -> int:
+        """Retries after a failed try, unless a call passes its own ``max_retries``."""
         return self._config.policy.max_retries
 
     def with_options(
@@ -280,7 +284,21 @@ class AsyncCometAPI:
     ) -> AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
-        The copy borrows the pool: closing it does nothing, closing this client closes both.
+        The copy borrows the pool and the rate controller: closing it does nothing, closing
+        this client closes both. Arguments left as ``None`` keep this client's setting.
+
+        Args:
+            timeout: Seconds, or a ``Timeout``, for every call of the copy.
+            max_retries: Retries after a failed try.
+            default_headers: Headers added to (or replacing) this client's.
+            compat: The compat mode: ``"warn"``, ``"strict"``, ``"adapt"`` or ``"off"``.
+
+        Returns:
+            The new client.
+
+        Raises:
+            ConfigurationError: a header with a control character, a negative
+                ``max_retries``, or an unknown compat mode.
         """
         config = self._config
         if timeout is not None:

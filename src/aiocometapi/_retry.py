@@ -44,7 +44,9 @@ class RetryPolicy:
     max_retries: int = 4
     """Retries after the first try: 4 gives CometAPI's recommended 5 tries in all."""
     initial_wait: float = 0.5
+    """The back-off before the first retry; it doubles each retry, with jitter."""
     max_wait: float = 8.0
+    """The longest back-off between two tries (a server's ``Retry-After`` aside)."""
     max_retry_after: float = 60.0
     """A server's ``Retry-After`` longer than this is cut to it."""
 

@@ -63,7 +63,15 @@ class Timeout:
 
     @classmethod
     def of(cls, value: float | Timeout | None) -> Timeout:
-        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults)."""
+        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults).
+
+        Args:
+            value: A ``Timeout`` (returned as is), seconds for every clock (``connect`` at
+                most 10), or ``None`` for the default clocks.
+
+        Raises:
+            ConfigurationError: a number that is not positive.
+        """
         if value is None:
             return DEFAULT_TIMEOUT
         if isinstance(value, Timeout):
