@@ -108,7 +108,7 @@ def blocks(page: Path) -> Iterator[Block]:
             i += 1
             continue
         indent, fence, kind = opening.groups()
-        notes = []
+        notes: list[str] = []
         j = i - 1
         while j >= 0 and (note := re.match(r"^\s*<!--\s*(.*?)\s*-->\s*$", lines[j])):
             notes.insert(0, note.group(1))
@@ -190,7 +190,7 @@ def test_programs_run(threaded_server: MockServer, tmp_path: Path, page: Path) -
 def test_python_blocks_type_check(tmp_path: Path) -> None:
     """Copied into a project checked with mypy --strict, every program passes as written and
     every fragment passes inside the template."""
-    files = {}
+    files: dict[str, tuple[Block, str]] = {}
     for block in PROGRAMS:
         files[f"program_{len(files)}.py"] = (block, block.code)
     for block in FRAGMENTS:
@@ -234,7 +234,8 @@ def _commands(line: str) -> Iterator[list[str]]:
 
 @cache
 def _help(command: str) -> str:
-    return hooks._help(command) if command else hooks._help()
+    text: str = hooks._help(command) if command else hooks._help()
+    return text
 
 
 def test_shell_commands_exist() -> None:
