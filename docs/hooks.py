@@ -1,9 +1,9 @@
 """MkDocs hooks: parts of the site generated from the code, and the docstring check.
 
-Three markers in the Markdown sources are replaced when the site is built, so that those parts
-cannot drift from the code: ``<!-- cli-help -->`` by each ``aiocometapi`` command's ``--help``,
-``<!-- compat-table -->`` by the parameter table of ``aiocometapi._compat.TABLE``, and nothing
-else. Every public name the reference renders must have a docstring (see
+Two markers, each alone on a line of a Markdown source, are replaced when the site is built, so
+that those parts cannot drift from the code: ``<!-- cli-help -->`` by each ``aiocometapi``
+command's ``--help``, ``<!-- compat-table -->`` by the parameter table of
+``aiocometapi._compat.TABLE``. Every public name the reference renders must have a docstring (see
 :func:`missing_docstrings`); one that has none is a warning, which fails ``mkdocs build
 --strict``. ``tests/test_docs.py`` imports this file to run the same checks in the suite, so it
 uses the standard library and aiocometapi only (no MkDocs import).
@@ -325,9 +325,9 @@ def on_config(config: Any) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Put the generated parts in place of their markers."""
-    if CLI_MARKER in markdown:
-        markdown = markdown.replace(CLI_MARKER, cli_reference())
-    if COMPAT_MARKER in markdown:
-        markdown = markdown.replace(COMPAT_MARKER, compat_table())
+    """Put the generated parts in place of their markers (each alone on its line)."""
+    for marker, generate in ((CLI_MARKER, cli_reference), (COMPAT_MARKER, compat_table)):
+        pattern = re.compile(rf"^{re.escape(marker)}$", re.M)
+        if pattern.search(markdown):
+            markdown = pattern.sub(generate().replace("\\", "\\\\"), markdown)
     return markdown

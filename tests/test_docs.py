@@ -320,7 +320,8 @@ def test_the_docstring_check_finds_what_is_missing() -> None:
 
 def test_the_cli_reference_shows_every_command() -> None:
     """The CLI page is generated from each sub-command's --help, so it shows all of them."""
-    assert hooks.CLI_MARKER in (DOCS / "reference" / "cli.md").read_text(encoding="utf-8")
+    page = (DOCS / "reference" / "cli.md").read_text(encoding="utf-8")
+    assert f"\n{hooks.CLI_MARKER}\n" in page
     text = hooks.cli_reference()
     commands = hooks.cli_commands()
     assert {"chat", "models", "batch", "mock-server"} <= set(commands)
@@ -333,7 +334,7 @@ def test_the_compat_table_has_a_row_per_parameter() -> None:
     """The provider-differences page shows compat's table, generated from its rules: one row
     per parameter, a column per model family."""
     page = (DOCS / "guides" / "provider-differences.md").read_text(encoding="utf-8")
-    assert hooks.COMPAT_MARKER in page
+    assert f"\n{hooks.COMPAT_MARKER}\n" in page
     rows = hooks.compat_table().splitlines()[2:]
     assert len(rows) == len(_compat.TABLE)
     for row, parameter in zip(rows, _compat.TABLE, strict=True):
