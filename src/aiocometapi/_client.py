@@ -166,7 +166,18 @@ class AsyncCometAPI:
     ) -> AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
-        The copy borrows the pool: closing it does nothing, closing this client closes both.
+        The copy borrows the pool and the rate controller: closing it does nothing, closing
+        this client closes both. Arguments left as ``None`` keep this client's value.
+
+        Args:
+            timeout: Seconds, or a ``Timeout`` with each clock.
+            max_retries: Retries after a retryable failure.
+            retry: A whole ``RetryPolicy`` (waits and caps as well as the count).
+            default_headers: Headers added to (or replacing) this client's.
+            compat: The provider-parameter mode for the copy's calls.
+
+        Returns:
+            The new client.
         """
         config = self._config.with_headers(default_headers)
         if timeout is not None:

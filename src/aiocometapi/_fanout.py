@@ -36,8 +36,11 @@ class FanOutResult:
     index: int
     """Position of the input in ``requests`` (0-based)."""
     request: Mapping[str, Any]
+    """The input itself, the dict of ``create()`` parameters."""
     completion: ChatCompletion | None
+    """The answer (assembled, for a streamed request); ``None`` when ``error`` is set."""
     error: Exception | None
+    """The error that ended this input after its retries, or ``None``."""
     attempts: int
     """Tries made, retries included."""
     latency: float
@@ -45,6 +48,7 @@ class FanOutResult:
 
     @property
     def ok(self) -> bool:
+        """Whether this input got a completion (``error`` is ``None``)."""
         return self.error is None
 
 

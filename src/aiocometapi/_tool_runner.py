@@ -62,7 +62,9 @@ class TextDelta:
     """``run_tools_stream()``: a piece of the content of choice 0, as it arrives."""
 
     turn: int
+    """The model call it belongs to, from 1."""
     text: str
+    """The piece of content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,9 @@ class ToolCallRequested:
     """``run_tools_stream()``: the model asked for this call; it runs next."""
 
     turn: int
+    """The model call that asked for it, from 1."""
     call: ToolCall
+    """The call, assembled from its fragments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,11 @@ class ToolCallCompleted:
     """``run_tools_stream()``: a call ran; ``content`` is what the model gets back."""
 
     turn: int
+    """The model call that asked for it, from 1."""
     call: ToolCall
+    """The call that ran."""
     content: str
+    """The result sent back to the model (``"Error: ..."`` when the tool failed)."""
     error: Exception | None
     """What the tool raised (its text is in ``content``), or ``None``."""
 
@@ -89,6 +96,7 @@ class RunCompleted:
     """``run_tools_stream()``: the model answered without tool calls; the last event."""
 
     run: ToolRun
+    """The whole run, as ``run_tools()`` returns it."""
 
 
 ToolRunEvent = TextDelta | ToolCallRequested | ToolCallCompleted | RunCompleted

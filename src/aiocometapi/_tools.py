@@ -33,6 +33,15 @@ class Tool(Generic[P, R]):
 
     Calling a ``Tool`` calls the function. ``definition`` is what goes in ``create(tools=...)``;
     ``run_tools()`` takes ``Tool`` objects (or plain functions) directly.
+
+    Args:
+        function: The function called with the decoded arguments.
+        name: The tool's name, as the model calls it.
+        description: What the tool does, for the model.
+        parameters: The JSON schema of the arguments.
+        strict: Whether the tool is sent as strict (every parameter required).
+        arguments_type: The Struct arguments are decoded into.
+        positional: Parameters the function takes only by position.
     """
 
     def __init__(

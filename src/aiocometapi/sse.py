@@ -124,7 +124,15 @@ class SSEDecoder:
         return self._truncated
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
-        """Consume the next chunk of the stream; return the events it completes."""
+        """Consume the next chunk of the stream; return the events it completes.
+
+        Args:
+            data: The next bytes of the body, split anywhere (inside a line or a UTF-8
+                character too).
+
+        Raises:
+            EventTooLargeError: an event grew past ``max_event_size``.
+        """
         return self._feed(data, False)  # type: ignore[return-value]
 
     def feed_payloads(self, data: bytes) -> list[bytes | ServerSentEvent]:

@@ -74,29 +74,40 @@ class _Response(Struct, kw_only=True, gc=False):
 
 
 class TextPart(_Request, tag_field="type", tag="text"):
+    """A text part of a message's content."""
+
     text: str
 
 
 class ImageURL(_Request):
+    """An image by URL or as a ``data:`` URL; ``detail`` picks the resolution the model sees."""
+
     url: str
     detail: Literal["auto", "low", "high"] | UnsetType = UNSET
 
 
 class ImagePart(_Request, tag_field="type", tag="image_url"):
+    """An image part of a user message's content."""
+
     image_url: ImageURL
 
 
 class InputAudio(_Request):
+    """Audio sent to an audio model."""
+
     data: str
     """Base64-encoded audio."""
     format: Literal["wav", "mp3"]
 
 
 class InputAudioPart(_Request, tag_field="type", tag="input_audio"):
+    """An audio part of a user message's content."""
+
     input_audio: InputAudio
 
 
 ContentPart = TextPart | ImagePart | InputAudioPart
+"""A part of a user message's content: text, an image or audio."""
 
 
 class Function(_Response):
@@ -107,6 +118,9 @@ class Function(_Response):
 
 
 class ToolCall(_Response):
+    """A tool call the model made: the call's ``id`` (sent back in the ``ToolMessage``) and
+    the ``function`` it calls."""
+
     id: str = ""
     type: str = "function"
     function: Function = msgspec.field(default_factory=Function)
@@ -118,21 +132,31 @@ class ToolCall(_Response):
 
 
 class SystemMessage(_Request, tag_field="role", tag="system"):
+    """Instructions for the model, at the start of the conversation."""
+
     content: str | list[TextPart]
     name: str | UnsetType = UNSET
 
 
 class DeveloperMessage(_Request, tag_field="role", tag="developer"):
+    """Instructions for the model from the developer (``system`` on older models: see
+    ``compat``)."""
+
     content: str | list[TextPart]
     name: str | UnsetType = UNSET
 
 
 class UserMessage(_Request, tag_field="role", tag="user"):
+    """What the user says: text, or parts of text, images and audio."""
+
     content: str | list[ContentPart]
     name: str | UnsetType = UNSET
 
 
 class AssistantMessage(_Request, tag_field="role", tag="assistant"):
+    """A turn of the model's, sent back as part of the conversation (an answer's
+    ``ChatCompletionMessage`` can be sent as is: it becomes one of these)."""
+
     content: str | list[TextPart] | None = None
     tool_calls: list[ToolCall] | UnsetType = UNSET
     refusal: str | UnsetType = UNSET
@@ -143,6 +167,8 @@ class AssistantMessage(_Request, tag_field="role", tag="assistant"):
 
 
 class ToolMessage(_Request, tag_field="role", tag="tool"):
+    """The result of a tool call, sent back with the call's ``tool_call_id``."""
+
     content: str | list[TextPart]
     tool_call_id: str
 
@@ -153,6 +179,8 @@ class ToolMessage(_Request, tag_field="role", tag="tool"):
 
 
 class FunctionDefinition(_Request):
+    """A function the model may call: its name, description and JSON-schema parameters."""
+
     name: str
     description: str | UnsetType = UNSET
     parameters: dict[str, Any] | UnsetType = UNSET
@@ -160,18 +188,27 @@ class FunctionDefinition(_Request):
 
 
 class FunctionTool(_Request, tag_field="type", tag="function"):
+    """A function tool for ``create(tools=[...])``; ``function_tool()`` builds one from a
+    Python function."""
+
     function: FunctionDefinition
 
 
 class NamedToolChoiceFunction(_Request):
+    """The function ``NamedToolChoice`` forces."""
+
     name: str
 
 
 class NamedToolChoice(_Request, tag_field="type", tag="function"):
+    """``tool_choice`` that makes the model call one named function."""
+
     function: NamedToolChoiceFunction
 
 
 class JSONSchema(_Request):
+    """The schema of a ``json_schema`` response format."""
+
     name: str
     schema: dict[str, Any] | UnsetType = UNSET
     description: str | UnsetType = UNSET
@@ -179,18 +216,24 @@ class JSONSchema(_Request):
 
 
 class ResponseFormatText(_Request, tag_field="type", tag="text"):
+    """``response_format``: plain text (the default)."""
     pass
 
 
 class ResponseFormatJSONObject(_Request, tag_field="type", tag="json_object"):
+    """``response_format``: any JSON object."""
     pass
 
 
 class ResponseFormatJSONSchema(_Request, tag_field="type", tag="json_schema"):
+    """``response_format``: JSON that fits a schema (``parse()`` sends this for a type)."""
+
     json_schema: JSONSchema
 
 
 class StreamOptions(_Request):
+    """``stream_options``: ``include_usage`` asks for a last chunk carrying ``usage``."""
+
     include_usage: bool | UnsetType = UNSET
 
 
@@ -198,11 +241,15 @@ class StreamOptions(_Request):
 
 
 class PromptTokensDetails(_Response):
+    """A breakdown of ``Usage.prompt_tokens``."""
+
     cached_tokens: int | None = None
     audio_tokens: int | None = None
 
 
 class CompletionTokensDetails(_Response):
+    """A breakdown of ``Usage.completion_tokens``; ``reasoning_tokens`` where the model reasons."""
+
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
     accepted_prediction_tokens: int | None = None
@@ -210,6 +257,8 @@ class CompletionTokensDetails(_Response):
 
 
 class Usage(_Response):
+    """Tokens counted for a request, as the provider reports them."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
@@ -218,12 +267,16 @@ class Usage(_Response):
 
 
 class TopLogprob(_Response):
+    """One of the most likely tokens at a position, with its log probability."""
+
     token: str = ""
     logprob: float = 0.0
     bytes: list[int] | None = None
 
 
 class ChatCompletionTokenLogprob(_Response):
+    """The log probability of one token of the answer, with the likeliest alternatives."""
+
     token: str = ""
     logprob: float = 0.0
     bytes: list[int] | None = None
@@ -231,11 +284,15 @@ class ChatCompletionTokenLogprob(_Response):
 
 
 class ChoiceLogprobs(_Response):
+    """Log probabilities of a choice's content (or refusal), token by token."""
+
     content: list[ChatCompletionTokenLogprob] | None = None
     refusal: list[ChatCompletionTokenLogprob] | None = None
 
 
 class ChatCompletionMessage(_Response):
+    """The message of an answer's choice: content, refusal, reasoning, tool calls."""
+
     role: str = "assistant"
     content: str | None = None
     refusal: str | None = None
@@ -276,6 +333,8 @@ An answer's ``ChatCompletionMessage`` goes in as is, sent as its ``to_message()`
 
 
 class Choice(_Response):
+    """One answer of a completion (``n`` asks for several)."""
+
     index: int = 0
     message: ChatCompletionMessage = msgspec.field(default_factory=ChatCompletionMessage)
     finish_reason: str | None = None
@@ -305,6 +364,8 @@ class Adjustment(Struct, frozen=True, kw_only=True):
 
 
 class ChatCompletion(_Response):
+    """A chat completion: the answer to ``create()``, or a stream assembled by ``final()``."""
+
     id: str = ""
     object: str = "chat.completion"
     created: int | None = None
@@ -323,11 +384,15 @@ ParsedT = TypeVar("ParsedT")
 
 
 class ParsedChatCompletionMessage(ChatCompletionMessage, Generic[ParsedT]):
+    """A ``ChatCompletionMessage`` from ``parse()``: ``parsed`` is the requested type."""
+
     parsed: ParsedT | None = None
     """The content decoded into the requested type; ``None`` on a refusal or tool calls only."""
 
 
 class ParsedChoice(Choice, Generic[ParsedT]):
+    """A ``Choice`` from ``parse()``."""
+
     # A narrower message type than Choice's, which type checkers flag as an unsafe override of
     # a mutable field; a parsed choice is only ever read, so it is safe here.
     message: ParsedChatCompletionMessage[ParsedT] = msgspec.field(  # pyright: ignore[reportIncompatibleVariableOverride, reportAssignmentType]
@@ -349,11 +414,15 @@ class ParsedChatCompletion(ChatCompletion, Generic[ParsedT]):
 
 
 class ChoiceDeltaToolCallFunction(_Response):
+    """A fragment of a streamed tool call's function: its name, a piece of its arguments."""
+
     name: str | None = None
     arguments: str | None = None
 
 
 class ChoiceDeltaToolCall(_Response):
+    """A fragment of a streamed tool call."""
+
     index: int | None = None
     """Position of the call; some providers (Gemini routes) leave it out and send whole calls."""
     id: str | None = None
@@ -364,6 +433,8 @@ class ChoiceDeltaToolCall(_Response):
 
 
 class ChoiceDelta(_Response):
+    """What a chunk adds to a choice's message."""
+
     role: str | None = None
     content: str | None = None
     refusal: str | None = None
@@ -372,6 +443,8 @@ class ChoiceDelta(_Response):
 
 
 class ChunkChoice(_Response):
+    """A choice's part of a stream chunk."""
+
     index: int = 0
     delta: ChoiceDelta = msgspec.field(default_factory=ChoiceDelta)
     finish_reason: str | None = None
@@ -379,6 +452,8 @@ class ChunkChoice(_Response):
 
 
 class ChatCompletionChunk(_Response):
+    """One chunk of a streamed completion."""
+
     id: str = ""
     object: str = "chat.completion.chunk"
     created: int | None = None
@@ -403,6 +478,8 @@ class ErrorObject(_Response):
 
 
 class Model(_Response):
+    """A model the gateway serves."""
+
     id: str = ""
     object: str = "model"
     created: int | None = None
@@ -410,6 +487,8 @@ class Model(_Response):
 
 
 class ModelList(_Response):
+    """The answer of ``GET /models``: iterate it for the ``Model`` objects (or read ``data``)."""
+
     object: str = "list"
     data: list[Model] = msgspec.field(default_factory=list)
 

@@ -347,6 +347,12 @@ class Completions:
     ) -> AsyncGenerator[ToolRunEvent, None]:
         """``run_tools()`` with every turn streamed: yields events as they happen.
 
+        Args:
+            tools: As in ``run_tools()``.
+            max_turns: As in ``run_tools()``.
+            tool_errors: As in ``run_tools()``.
+            params: ``create()``'s parameters (``stream`` aside).
+
         Yields:
             ``TextDelta`` (content of choice 0, as it arrives), ``ToolCallRequested`` (once a
             turn's stream ended), ``ToolCallCompleted`` (after the turn's calls all ran), and

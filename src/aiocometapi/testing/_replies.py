@@ -38,7 +38,7 @@ def mock_words(n: int) -> str:
 
 
 def thought_signature(call_id: str) -> str:
-    """The thought signature the server gives a Gemini 3 tool call, and wants back with it.
+    """The thought signature the server gives the Gemini 3 tool call ``call_id``, and wants back.
 
     As Gemini 3 does behind CometAPI, for a model whose id starts with ``gemini-3`` the first
     tool call of each scripted turn carries ``"extra_content": {"google": {"thought_signature":

@@ -71,6 +71,22 @@ class MockServer:
        spaces), streamed if asked, its chunks ``chunk_delay`` apart. A body with
        ``{"mock": {"words": N}}`` gets ``mock_words(N)`` instead, for benchmarks that run the
        server in another process and cannot script it.
+
+    Args:
+        host: The address to listen on (default loopback).
+        port: The port; 0 (the default) picks a free one, which ``port`` and ``url`` tell.
+        api_key: The only key accepted; ``None`` accepts any non-empty bearer token.
+        models: The model ids ``GET /v1/models`` lists (default ``DEFAULT_MODELS``).
+        rps_limit: Chat requests admitted per second; more are answered 429.
+        max_in_flight: Chat requests answered at once; more are answered 429.
+        retry_after: The ``Retry-After`` of those 429s, in seconds, instead of the computed wait.
+        seed: Seeds the draws of the failure injection, so that a run can be repeated.
+        fail_rate: The share of chat requests answered 500.
+        drop_rate: The share of chat requests whose connection is closed unanswered.
+        slow_rate: The share of chat requests delayed by ``slow_delay`` seconds.
+        slow_delay: See ``slow_rate``.
+        latency: Seconds every chat request waits before it is answered.
+        chunk_delay: Seconds between the chunks of a default (unscripted) streamed reply.
     """
 
     def __init__(
@@ -184,7 +200,14 @@ class MockServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next chat request with ``body`` as JSON (bytes or str are sent as-is)."""
+        """Answer the next chat request with ``body`` as JSON (bytes or str are sent as-is).
+
+        Args:
+            body: The answer: any JSON value, or bytes or text sent as given.
+            status: The HTTP status.
+            headers: Headers added to the answer.
+            delay: Seconds to wait before answering.
+        """
         self._queue.append(_BodyReply(delay, status, body, _JSON_CONTENT_TYPE, headers))
 
     def reply_error(
@@ -198,7 +221,17 @@ class MockServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next chat request with ``status`` and an OpenAI-style error body."""
+        """Answer the next chat request with ``status`` and an OpenAI-style error body.
+
+        Args:
+            status: The HTTP status, e.g. 429.
+            message: The body's ``error.message``.
+            type: The body's ``error.type``.
+            code: The body's ``error.code``.
+            param: The body's ``error.param``.
+            headers: Headers added to the answer, e.g. ``{"Retry-After": "2"}``.
+            delay: Seconds to wait before answering.
+        """
         body = _error_body(message, type, code, param)
         self._queue.append(_BodyReply(delay, status, body, _JSON_CONTENT_TYPE, headers))
 
@@ -211,11 +244,20 @@ class MockServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next chat request with any body, e.g. a proxy's HTML error page."""
+        """Answer the next chat request with any body, e.g. a proxy's HTML error page.
+
+        Args:
+            status: The HTTP status.
+            body: The body, sent as given.
+            content_type: The ``Content-Type`` header.
+            headers: Headers added to the answer.
+            delay: Seconds to wait before answering.
+        """
         self._queue.append(_BodyReply(delay, status, body, content_type, headers))
 
     def reply_drop(self, *, delay: float = 0.0) -> None:
-        """Close the next chat request's connection without answering."""
+        """Close the next chat request's connection without answering, ``delay`` seconds
+        after it arrived."""
         self._queue.append(_DropReply(delay))
 
     def reply_stream(
@@ -232,6 +274,15 @@ class MockServer:
 
         Each event is written as soon as it is reached; ``Pause`` stalls, ``Drop`` cuts the
         connection. ``split=k`` writes the bytes in pieces of ``k`` instead.
+
+        Args:
+            events: Dicts or text (each sent as one ``data:`` event), raw bytes, ``Comment``,
+                ``Pause`` and ``Drop``.
+            done: End with ``data: [DONE]``.
+            split: Write the body in pieces of this many bytes.
+            status: The HTTP status.
+            headers: Headers added to the answer.
+            delay: Seconds to wait before the headers.
         """
         if split is not None and split < 1:
             raise ValueError(f"split must be at least 1, got {split!r}")
@@ -255,6 +306,20 @@ class MockServer:
         Tool calls are ``(name, arguments)``; a dict of arguments is JSON-encoded, a str is sent
         as given. Streamed, each call comes as a head fragment then 3+ argument fragments,
         or whole in one delta without ``index`` if ``omit_tool_call_index`` (as Gemini routes do).
+
+        Args:
+            content: The text of the turn.
+            tool_calls: The calls the turn makes, as ``(name, arguments)`` pairs.
+            refusal: A refusal instead of content.
+            reasoning_content: Reasoning text, sent as DeepSeek does; a ``deepseek-...``
+                model then refuses a later request whose copy of this turn lacks it.
+            finish_reason: As sent; by default ``tool_calls`` when there are calls, else
+                ``stop``.
+            usage: The ``usage`` object; by default one counted from the words.
+            tool_call_index_base: The ``index`` of the first streamed call (some providers
+                start at 1).
+            omit_tool_call_index: Stream each call whole without ``index``.
+            delay: Seconds to wait before answering.
         """
         self._queue.append(_TurnReply(
             delay, content, list(tool_calls or []), refusal, reasoning_content, finish_reason,
@@ -395,7 +460,13 @@ class MockServer:
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve a ``MockServer`` with ``options`` until Ctrl-C or SIGTERM; blocks."""
+    """Serve a ``MockServer`` with ``options`` until Ctrl-C or SIGTERM; blocks.
+
+    Args:
+        host: The address to listen on.
+        port: The port to listen on.
+        options: ``MockServer``'s other arguments (``rps_limit``, ``fail_rate``, ...).
+    """
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(host, port, options))
 
