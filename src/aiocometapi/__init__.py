@@ -30,6 +30,7 @@ from ._exceptions import (
 from ._fanout import FanOutResult
 from ._logs import setup_from_env as _setup_logging
 from ._parsed_stream import ParsedAsyncStream
+from ._prices import Price, Prices, load_prices
 from ._ratelimit import RateState
 from ._retry import instant_retries
 from ._streaming import AsyncStream
@@ -43,6 +44,7 @@ from ._tool_runner import (
     ToolRunEvent,
 )
 from ._tools import Tool, function_tool
+from ._usage import UsageFigures, UsageMeter, UsageSnapshot
 from ._version import __version__
 from .types import Adjustment
 
@@ -74,6 +76,8 @@ __all__ = [
     "ParsedAsyncStream",
     "PermissionDeniedError",
     "PoolState",
+    "Price",
+    "Prices",
     "RateLimitError",
     "RateState",
     "RetryPolicy",
@@ -89,8 +93,12 @@ __all__ = [
     "ToolRun",
     "ToolRunEvent",
     "UnprocessableEntityError",
+    "UsageFigures",
+    "UsageMeter",
+    "UsageSnapshot",
     "__version__",
     "function_tool",
     "instant_retries",
+    "load_prices",
     "to_strict_json_schema",
 ]

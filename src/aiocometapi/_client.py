@@ -18,9 +18,11 @@ from ._config import (
     normalize_base_url,
 )
 from ._exceptions import ConfigurationError
+from ._prices import Prices
 from ._ratelimit import RateController, RateState
 from ._requester import Requester
 from ._transport import Transport
+from ._usage import UsageMeter
 from ._version import __version__
 from .resources.chat import Chat
 from .resources.models import Models
@@ -64,6 +66,10 @@ class AsyncCometAPI:
             ``CompatibilityWarning``, ``"strict"`` raises ``CompatibilityError`` before sending,
             ``"adapt"`` rewrites the request and lists the changes in ``adjustments``,
             ``"off"`` checks nothing.
+        prices: Per model, the price of a million tokens, for the cost ``client.usage``
+            reports: ``{"gpt-5.4-mini": {"input": 0.2, "cached_input": 0.02, "output": 0.8}}``
+            (``reasoning`` too, optionally), or the path of a JSON or TOML price file. No
+            prices are built in (they change); without them ``cost`` is ``None``.
 
     Raises:
         ConfigurationError: no key, a malformed base URL or header, or an unknown compat mode.
@@ -71,6 +77,9 @@ class AsyncCometAPI:
 
     chat: Chat
     models: Models
+    usage: UsageMeter
+    """What this client's calls spent: ``client.usage.snapshot()``; shared by its
+    ``with_options`` copies."""
 
     def __init__(
         self,
@@ -88,6 +97,7 @@ class AsyncCometAPI:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         compat: Mode = "warn",
+        prices: Prices | Mapping[str, Mapping[str, float]] | str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
         if key is None or not key.strip():
@@ -120,16 +130,24 @@ class AsyncCometAPI:
         transport = Transport(
             max_connections=max_connections, trust_env=trust_env, max_body_size=max_body_size
         )
-        self._init(config, transport, rate, owner=True)
+        meter = UsageMeter(prices=prices)
+        self._init(config, transport, rate, meter, owner=True)
 
     def _init(
-        self, config: ClientConfig, transport: Transport, rate: RateController, *, owner: bool
+        self,
+        config: ClientConfig,
+        transport: Transport,
+        rate: RateController,
+        meter: UsageMeter,
+        *,
+        owner: bool,
     ) -> None:
         self._config = config
         self._transport = transport
         self._rate = rate
         self._owner = owner
-        self._requester = requester = Requester(config, transport, rate)
+        self.usage = meter
+        self._requester = requester = Requester(config, transport, rate, meter)
         self.chat = Chat(requester)
         self.models = Models(requester)
 
@@ -166,8 +184,9 @@ class AsyncCometAPI:
     ) -> AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
-        The copy borrows the pool and the rate controller: closing it does nothing, closing
-        this client closes both. Arguments left as ``None`` keep this client's value.
+        The copy borrows the pool, the rate controller and the usage meter: closing it does
+        nothing, closing this client closes the pool. Arguments left as ``None`` keep this
+        client's value.
 
         Args:
             timeout: Seconds, or a ``Timeout`` with each clock.
@@ -187,7 +206,7 @@ class AsyncCometAPI:
         if compat is not None:
             config = replace(config, compat=check_mode(compat))
         copy = object.__new__(AsyncCometAPI)
-        copy._init(config, self._transport, self._rate, owner=False)
+        copy._init(config, self._transport, self._rate, self.usage, owner=False)
         return copy
 
     # ------------------------------------------------------------------ diagnostics

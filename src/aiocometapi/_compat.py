@@ -19,6 +19,7 @@ __all__ = [
     "FAMILIES",
     "FAMILY_IDS",
     "TABLE",
+    "USAGE_IN_STREAMS",
     "CompatibilityWarning",
     "Family",
     "Mode",
@@ -26,6 +27,7 @@ __all__ = [
     "check",
     "check_mode",
     "family_of",
+    "streams_usage",
     "warn_once_context",
 ]
 
@@ -325,6 +327,21 @@ def family_of(model: str) -> Family | None:
             _by_model.clear()
         _by_model[model] = family
     return family  # type: ignore[no-any-return]
+
+
+# Families whose streams are asked for their usage (``stream_options={"include_usage": True}``,
+# answered by a last chunk with ``choices: []``): OpenAI's own API defines it; Anthropic's
+# OpenAI SDK compatibility page lists ``stream_options`` as fully supported
+# (docs.anthropic.com/en/api/openai-sdk); Gemini's OpenAI-compatible endpoint does not document
+# it either way, and a route that ignores it costs only a ``usage_missing`` count. An unknown
+# family (open-weight models, other providers) is sent nothing it did not ask for.
+USAGE_IN_STREAMS = frozenset(FAMILY_IDS)
+
+
+def streams_usage(model: str) -> bool:
+    """Whether a stream to ``model`` should ask for its usage (``include_usage``) by default."""
+    family = family_of(model)
+    return family is not None and family.id in USAGE_IN_STREAMS
 
 
 # --------------------------------------------------------------------------- applying it

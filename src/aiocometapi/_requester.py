@@ -37,6 +37,7 @@ from ._exceptions import (
     request_id_from_headers,
 )
 from ._logs import log
+from ._observe import CallObserver, Observer, start_call
 from ._ratelimit import RateController
 from ._streaming import AsyncStream
 from ._transport import StreamBody, Transport, deadline
@@ -69,17 +70,22 @@ class Slot:
     back with what the server said; leaving the block unanswered (an exception) gives it back
     as a try that got no answer."""
 
-    __slots__ = ("_answered", "_label", "_rate", "_started", "_tokens")
+    __slots__ = ("_answered", "_call", "_label", "_rate", "_started", "_tokens")
 
-    def __init__(self, rate: RateController, tokens: int, label: str) -> None:
+    def __init__(
+        self, rate: RateController, tokens: int, label: str, call: CallObserver | None = None
+    ) -> None:
         self._rate = rate
         self._tokens = tokens
         self._label = label
+        self._call = call
         self._answered = False
         self._started = 0.0
 
     async def __aenter__(self) -> Slot:
         await self._rate.acquire(self._tokens)
+        if self._call is not None:
+            self._call.on_attempt()
         if log.isEnabledFor(logging.DEBUG):
             self._started = time.perf_counter()
         return self
@@ -97,6 +103,8 @@ class Slot:
             tokens_estimated=self._tokens,
             tokens_used=tokens_used,
         )
+        if self._call is not None:
+            self._call.on_status(status)
         if self._started:
             log.debug(
                 "%s -> %d in %.1f ms (request id %s)",
@@ -127,12 +135,19 @@ class Requester:
     the rate controller, and differ in ``ClientConfig``.
     """
 
-    __slots__ = ("_config", "_defaults", "_rate", "_secret", "_transport")
+    __slots__ = ("_config", "_defaults", "_meter", "_rate", "_secret", "_transport")
 
-    def __init__(self, config: ClientConfig, transport: Transport, rate: RateController) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: Transport,
+        rate: RateController,
+        meter: Observer | None = None,
+    ) -> None:
         self._config = config
         self._transport = transport
         self._rate = rate
+        self._meter = meter
         self._secret = config.api_key.encode()
         self._defaults = (
             RequestOptions(config, stream=False),
@@ -151,6 +166,18 @@ class Requester:
     def needs_estimate(self) -> bool:
         """Whether calls should pass a token estimate (a tokens-per-minute budget is set)."""
         return self._rate.needs_estimate
+
+    def start_call(
+        self, model: str, params: Mapping[str, Any], *, stream: bool
+    ) -> CallObserver | None:
+        """Start observing one call: the client's usage meter and any ``otel`` instrumentation.
+
+        Pass the result as ``call=`` to ``request``/``stream``; they report its tries, its
+        answer or error, and (a stream) its first chunk and end.
+        """
+        return start_call(
+            self._meter, model, params, stream=stream, base_url=self._config.base_url
+        )
 
     def ensure_open(self) -> None:
         """Raise ``ClientClosedError`` if the client was closed (``request``/``stream`` do too)."""
@@ -176,12 +203,15 @@ class Requester:
         body: bytes | None = None,
         tokens: int = 0,
         tokens_used: Callable[[T], int | None] | None = None,
+        call: CallObserver | None = None,
     ) -> Answer[T]:
         """Send a request (with retries) and decode its JSON answer.
 
         Args:
             tokens: The request's token estimate, for a tokens-per-minute budget.
             tokens_used: Reads the tokens an answer used, to correct that estimate.
+            call: The call's observer (``start_call``), told of each try and of an error;
+                the resource tells it of the answer, which it decodes.
 
         Raises:
             ClientClosedError, APIStatusError, APIConnectionError, APIResponseValidationError.
@@ -196,7 +226,7 @@ class Requester:
         secret = self._secret
 
         async def attempt() -> Answer[T]:
-            async with Slot(rate, tokens, label) as slot:
+            async with Slot(rate, tokens, label, call) as slot:
                 reply = await transport.send(
                     method,
                     url,
@@ -217,7 +247,13 @@ class Requester:
                 )
                 return Answer(value, status, reply.headers)
 
-        return await _retry.run_with_retries(attempt, options.policy, label=label)
+        if call is None:
+            return await _retry.run_with_retries(attempt, options.policy, label=label)
+        try:
+            return await _retry.run_with_retries(attempt, options.policy, label=label)
+        except BaseException as exc:
+            call.on_error(exc)
+            raise
 
     async def stream(
         self,
@@ -227,6 +263,7 @@ class Requester:
         body: bytes,
         options: RequestOptions | None = None,
         tokens: int = 0,
+        call: CallObserver | None = None,
     ) -> AsyncStream[ChunkT]:
         """Send a streaming request (with retries) and return once its headers arrived.
 
@@ -250,7 +287,7 @@ class Requester:
 
         async def attempt() -> tuple[StreamBody, Mapping[str, str], str | None]:
             # A stream holds its slot until its headers: that is when a 429 would come.
-            async with Slot(rate, tokens, label) as slot:
+            async with Slot(rate, tokens, label, call) as slot:
                 try:
                     async with deadline(headers_deadline):
                         source = await transport.open(
@@ -283,9 +320,14 @@ class Requester:
             raise status_error(status, source.headers, raw)
 
         started = asyncio.get_running_loop().time()
-        source, headers, request_id = await _retry.run_with_retries(
-            attempt, options.policy, label=label
-        )
+        try:
+            source, headers, request_id = await _retry.run_with_retries(
+                attempt, options.policy, label=label
+            )
+        except BaseException as exc:
+            if call is not None:
+                call.on_error(exc)
+            raise
         return AsyncStream(
             source,
             decoder=decoder,
@@ -297,6 +339,7 @@ class Requester:
             reopen=attempt,
             policy=options.policy,
             secret=secret,
+            call=call,
         )
 
 

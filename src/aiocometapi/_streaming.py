@@ -24,6 +24,7 @@ from ._exceptions import (
     StreamError,
     redact,
 )
+from ._observe import CallObserver
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
 
@@ -75,8 +76,10 @@ class AsyncStream(Generic[ChunkT]):
         | None = None,
         policy: _retry.RetryPolicy | None = None,
         secret: bytes = b"",
+        call: CallObserver | None = None,
     ) -> None:
         self._source = source
+        self._call = call
         self._decoder = decoder
         self._max_event_size = max_event_size
         self._sse = SSEDecoder(max_event_size=max_event_size)
@@ -130,12 +133,16 @@ class AsyncStream(Generic[ChunkT]):
             except (APIConnectionError, IncompleteStreamError) as exc:
                 # Nothing reached the caller yet: the request may be sent again.
                 if not first or not self._can_retry(exc):
-                    self._abort()
+                    self._abort(exc)
                     raise
-                await self._retry(exc)
+                try:
+                    await self._retry(exc)
+                except BaseException as failure:
+                    self._abort(failure)
+                    raise
                 continue
-            except BaseException:
-                self._abort()
+            except BaseException as exc:
+                self._abort(exc)
                 raise
             keep = self._pending.append
             for event in events:
@@ -164,13 +171,15 @@ class AsyncStream(Generic[ChunkT]):
                         # the chunk type ignores. (Searching every chunk's bytes for "error"
                         # would cost more than decoding it.)
                         self._check_error(data)
-                except BaseException:
-                    self._abort()
+                except BaseException as exc:
+                    self._abort(exc)
                     raise
                 keep(chunk)
                 if first:
                     first = False
                     self._cancel_timer()  # the first_event clock stops; the idle clock starts
+                    if self._call is not None:
+                        self._call.on_first_chunk()
                 yield chunk
 
     @property
@@ -368,10 +377,22 @@ class AsyncStream(Generic[ChunkT]):
         self._finished = True
         self._cancel_timer()
         self._accumulator.fold()  # the last read's chunks are not kept past the end
+        call = self._call
+        if call is not None:
+            self._call = None
+            call.on_answer(self._partial())
         await self._source.drain()
 
-    def _abort(self) -> None:
+    def _abort(self, exc: BaseException | None = None) -> None:
         self._cancel_timer()
+        call = self._call
+        if call is not None and not self._finished:
+            self._call = None
+            # An error ends the call as failed; a caller that left (aclose, break, cancel) as left.
+            if isinstance(exc, Exception):
+                call.on_error(exc)
+            else:
+                call.on_left()
         if not self._finished:
             self._closed = True
             self._source.abort()

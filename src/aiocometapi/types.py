@@ -264,6 +264,8 @@ class Usage(_Response):
     total_tokens: int = 0
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
+    cost: float | None = None
+    """The gateway's own price of the request, on routes that send one (its unit, its rates)."""
 
 
 class TopLogprob(_Response):

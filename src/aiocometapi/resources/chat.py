@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict, TypeVar, overload
 
 import msgspec
 
-from .._compat import check
+from .._compat import check, streams_usage
 from .._config import CALL_OPTIONS, CallOptions
 from .._fanout import FanOutResult, fan_out
 from .._parsed_stream import ParsedAsyncStream
@@ -111,6 +111,7 @@ _BODY_KEYS = frozenset(CompletionParams.__annotations__)
 _ALL_KEYS = _BODY_KEYS | CALL_OPTIONS
 _PATH = "/chat/completions"
 
+_INCLUDE_USAGE = {"include_usage": True}
 _encoder = msgspec.json.Encoder()
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 _chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
@@ -222,12 +223,19 @@ class Completions:
         mode = params.get("compat", requester.compat)
         if mode != "off":
             sent, adjustments = check(params, mode)
+        model = sent.get("model")
+        # A stream asks for its usage, so that the meter and budgets see its tokens.
+        asks_usage = isinstance(model, str) and streams_usage(model)
+        if stream and asks_usage and sent.get("stream_options") is None:
+            sent = {**sent, "stream_options": _INCLUDE_USAGE}
         body = encode_body(sent, stream=stream)
         options = requester.options(sent, stream=stream)
         tokens = estimate_tokens(body, sent) if requester.needs_estimate else 0
+        call = requester.start_call(str(model), sent, stream=stream)
         if stream:
             chunks = await requester.stream(
-                _PATH, decoder=_chunk_decoder, options=options, body=body, tokens=tokens
+                _PATH, decoder=_chunk_decoder, options=options, body=body, tokens=tokens,
+                call=call,
             )
             chunks.adjustments = adjustments
             return chunks
@@ -239,11 +247,14 @@ class Completions:
             body=body,
             tokens=tokens,
             tokens_used=_tokens_used,
+            call=call,
         )
         completion = answer.value
         completion.request_id = answer.request_id
         if adjustments is not None:
             completion.adjustments = adjustments
+        if call is not None:
+            call.on_answer(completion)
         return completion
 
     @overload
