@@ -32,6 +32,7 @@ from ._ratelimit import RateState
 from ._retry import RetryPolicy, instant_retries
 from ._streaming import AsyncStream
 from ._structured import ParsedAsyncStream, to_strict_json_schema
+from ._systemic import SystemicFailureError
 from ._tool_runner import (
     RunCompleted,
     TextDelta,
@@ -77,6 +78,7 @@ __all__ = [
     "RetryPolicy",
     "RunCompleted",
     "StreamError",
+    "SystemicFailureError",
     "TextDelta",
     "Timeout",
     "Tool",

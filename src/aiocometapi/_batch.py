@@ -23,6 +23,7 @@ import anyio
 from ._batch_files import (
     BatchError,
     _answer_line,
+    _failure_message,
     _input_lines,
     _Malformed,
     _Output,
@@ -31,6 +32,7 @@ from ._batch_files import (
 from ._batch_report import BatchSummary, _progress_text, _Reporter, _summary_text
 from ._client import AsyncCometAPI
 from ._fanout import FanOutResult
+from ._systemic import SAME_FAILURE_RESULTS, SystemicFailureError, failure_kind
 
 __all__ = ["BatchError", "BatchSummary", "main", "run_batch"]
 
@@ -55,6 +57,7 @@ class _Batch:
         strict: bool,
         default_model: str | None,
         redact: tuple[str, ...],
+        stop_early: bool = True,
     ) -> None:
         self._client = client
         self._input = input_path
@@ -66,6 +69,13 @@ class _Batch:
         self._redact = tuple(secret.encode() for secret in redact)
         self._pending: dict[int, str] = {}
         """fan_out index -> custom_id, for the requests taken and not yet answered."""
+        self._stop_early = stop_early
+        self._held: list[tuple[bytes, str, str, Exception]] | None = [] if stop_early else None
+        """Failed answers not yet written, while the run may still stop early: if it does,
+        the answers that showed why are left out, so a rerun sends their lines again."""
+        # A stop comes at the latest with the SAME_FAILURE_RESULTS-th answer, and the requests
+        # then in flight finish: past this many answers without a success none will come.
+        self._hold_limit = SAME_FAILURE_RESULTS + concurrency
         self._started = time.monotonic()
         self._baseline = client.rate_state()
         self.summary = BatchSummary(input_path, output.path)
@@ -134,11 +144,34 @@ class _Batch:
         line, failure = _answer_line(custom_id, result)
         for secret in self._redact:
             line = line.replace(secret, b"[redacted]")
-        self._output.write(line)
         if failure is None:
+            self._release_held()
+            self._output.write(line)
             self.summary.succeeded += 1
-        else:
-            self.summary.failed[failure] += 1
+            return
+        assert result.error is not None
+        message = _failure_message(result.error)
+        if self._held is None:
+            self._record_failure(line, failure, message)
+            return
+        self._held.append((line, failure, message, result.error))
+        if len(self._held) >= self._hold_limit:
+            self._release_held()
+
+    def _record_failure(self, line: bytes, failure: str, message: str) -> None:
+        self._output.write(line)
+        self.summary.failed[failure] += 1
+        self.summary.count_message(f"{failure}: {message}")
+
+    def _release_held(self, *, leave_out: BaseException | None = None) -> None:
+        """Write the failed answers held back, but those failing like ``leave_out``; then
+        write every answer as it comes."""
+        held, self._held = self._held, None
+        kind = failure_kind(leave_out) if leave_out is not None else None
+        for line, failure, message, error in held or ():
+            if kind is not None and failure_kind(error) == kind:
+                continue
+            self._record_failure(line, failure, message)
 
     def _update(self) -> None:
         state, base = self._client.rate_state(), self._baseline
@@ -180,11 +213,17 @@ class _Batch:
                         group.start_soon(self._show_progress)
                     try:
                         results = self._client.chat.completions.fan_out(
-                            requests, concurrency=self._concurrency
+                            requests,
+                            concurrency=self._concurrency,
+                            stop_on_systemic_failure=self._stop_early,
                         )
                         async with contextlib.aclosing(results):
                             async for result in results:
                                 self._write(result)
+                    except SystemicFailureError as exc:
+                        self._release_held(leave_out=exc.error)
+                        self.summary.stopped_early = exc.reason
+                        self.summary.sent = exc.taken
                     except Exception as exc:  # raised after the task group, not inside a group
                         failure = exc
                     finally:
@@ -197,6 +236,7 @@ class _Batch:
                 raise failure
         finally:
             requests.close()
+            self._release_held()
             self._reporter.line(self.summary_text())
 
     @contextlib.contextmanager
@@ -238,6 +278,7 @@ async def run_batch(
     stderr: TextIO | None = None,
     redact: Iterable[str] = (),
     retry_failed: bool = False,
+    stop_early: bool = True,
 ) -> BatchSummary:
     """Answer every line of an OpenAI Batch API input file, appending to ``output_path``.
 
@@ -255,6 +296,9 @@ async def run_batch(
         redact: Strings (the API key) blanked out of everything written.
         retry_failed: Send again the lines whose answers in the output all failed, after
             taking those answers out of it (each ``custom_id`` keeps one answer).
+        stop_early: Stop sending once the answers show that every request would fail the
+            same way (see ``fan_out``'s ``stop_on_systemic_failure``); the answers that
+            showed it are not written, so a rerun sends their lines again.
 
     Returns:
         The ``BatchSummary``, also printed to ``stderr``.
@@ -278,6 +322,7 @@ async def run_batch(
             strict=strict,
             default_model=default_model,
             redact=secrets_,
+            stop_early=stop_early,
         )
         batch.prepare()
         await batch.run()
@@ -324,12 +369,15 @@ def main(
     default_model: str | None = None,
     progress: bool = True,
     retry_failed: bool = False,
+    stop_early: bool = True,
 ) -> int:
     """Run ``aiocometapi batch`` and return its exit status.
 
     0: every input line has a successful answer in the output; 1: some line failed, was
     malformed or is not answered yet; 2: a usage error or (``strict``) a malformed input;
-    130/143: stopped by SIGINT/SIGTERM (what was written stays valid; rerun to resume).
+    3: stopped early, the answers showing that every request would fail the same way (a
+    refused key, an unreachable host, a wrong URL); 130/143: stopped by SIGINT/SIGTERM (what
+    was written stays valid; rerun to resume).
     """
     client_options: dict[str, Any] = {
         "base_url": base_url,
@@ -345,6 +393,7 @@ def main(
         "default_model": default_model,
         "progress": progress,
         "retry_failed": retry_failed,
+        "stop_early": stop_early,
     }
     run = partial(_main, input_path, output_path, mock, client_options, batch_options)
     try:

@@ -142,6 +142,12 @@ def _completion_body(completion: ChatCompletion) -> dict[str, Any]:
     return body
 
 
+def _failure_message(exc: BaseException) -> str:
+    """An error's own message on one line (an HTTP error's is the server's)."""
+    text = exc.message if isinstance(exc, CometAPIError) else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def _answer_line(custom_id: str, result: FanOutResult) -> tuple[bytes, str | None]:
     """The output line for a result, and the failure it is counted under (None: success)."""
     response: dict[str, Any] | None = None

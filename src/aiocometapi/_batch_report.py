@@ -10,6 +10,9 @@ from typing import TextIO
 __all__ = ["BatchSummary"]
 
 _EXIT_ON_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_STOPPED_EARLY = 3
+_MAX_MESSAGES = 1000
+"""Distinct failure messages counted; past this many, only those already seen are counted."""
 
 
 @dataclass
@@ -38,6 +41,18 @@ class BatchSummary:
     """The signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), if one did."""
     stopped_by: str | None = None
     """The error that stopped the run, if one did."""
+    stopped_early: str | None = None
+    """Why the run stopped sending, when its answers showed that every request would fail
+    the same way (a refused key, an unreachable host, a wrong URL); it quotes the server."""
+    sent: int = 0
+    """With ``stopped_early``: the requests sent before the stop."""
+    messages: Counter[str] = field(default_factory=Counter)
+    """Failed lines of this run by ``"<status or code>: <the error's message>"``."""
+
+    def count_message(self, message: str) -> None:
+        """Count one failed line under its error message."""
+        if message in self.messages or len(self.messages) < _MAX_MESSAGES:
+            self.messages[message] += 1
 
     @property
     def answered(self) -> int:
@@ -49,13 +64,16 @@ class BatchSummary:
 
     @property
     def exit_status(self) -> int:
-        """130/143 after SIGINT/SIGTERM; 1 if a line failed, was malformed or was not run; else 0.
+        """130/143 after SIGINT/SIGTERM; 3 when stopped early; 1 if a line failed, was
+        malformed or was not run; else 0.
 
         Lines answered in an earlier run count too: 0 means the output holds a successful
         answer for every input line.
         """
         if self.interrupted is not None:
             return _EXIT_ON_SIGNAL.get(self.interrupted, 1)
+        if self.stopped_early is not None:
+            return EXIT_STOPPED_EARLY
         unfinished = self.total - self.processed
         if self.failed or self.skipped_failed or self.malformed or unfinished > 0:
             return 1
@@ -106,6 +124,10 @@ class _Reporter:
             self.line(text)
 
 
+def _cut(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
 def _progress_text(s: BatchSummary) -> str:
     """The progress line shown while the run goes on."""
     rate = s.answered / s.elapsed if s.elapsed > 0 else 0.0
@@ -123,6 +145,8 @@ def _summary_text(s: BatchSummary) -> str:
     """The summary printed when the run ends, however it ends."""
     if s.interrupted is not None:
         head = f"interrupted by {s.interrupted} after {s.elapsed:.1f} s"
+    elif s.stopped_early is not None:
+        head = f"stopped after {s.sent:,} request(s) in {s.elapsed:.1f} s: {s.stopped_early}"
     elif s.stopped_by is not None:
         head = f"stopped by an error after {s.elapsed:.1f} s: {s.stopped_by}"
     else:
@@ -133,13 +157,20 @@ def _summary_text(s: BatchSummary) -> str:
         ("lines", f"{s.total:,} in {s.input_path}"),
         ("succeeded", f"{s.succeeded:,}"),
         ("failed", f"{failed:,}" + (f" ({by})" if by else "")),
+    ]
+    if s.messages:
+        [(message, count)] = s.messages.most_common(1)
+        rows.append(("", f"most often ({count:,}): {_cut(message, 300)}"))
+    rows += [
         ("skipped", f"{s.skipped:,} already answered in {s.output_path}"
-         + (f" ({s.skipped_failed:,} of them failed)" if s.skipped_failed else "")),
+         + (f" ({s.skipped_failed:,} of them failed: --retry-failed sends those again)"
+            if s.skipped_failed else "")),
         ("malformed", f"{s.malformed:,}"),
     ]
     left = s.total - s.processed
     if left > 0:
-        rows.append(("not run", f"{left:,} (rerun the same command to resume)"))
+        again = "fix the cause, then rerun" if s.stopped_early else "rerun"
+        rows.append(("not run", f"{left:,} ({again} the same command to resume)"))
     rate = s.answered / s.elapsed if s.elapsed > 0 else 0.0
     rows += [
         ("429s", f"{s.rate_limited:,}"),

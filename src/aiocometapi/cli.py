@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Answer every line of an OpenAI Batch API input file and append the "
         "answers to OUTPUT in the Batch API's output format. A rerun with the same OUTPUT "
         "skips the custom_ids already answered in it. Exit status: 0 every line answered "
-        "successfully, 1 some failed or were skipped, 2 usage error, 130 interrupted.",
+        "successfully, 1 some failed or were skipped, 2 usage error, 3 stopped early (every "
+        "request failed alike: a refused key, an unreachable host), 130 interrupted.",
     )
     batch.add_argument("input", metavar="INPUT.jsonl", help="custom_id/method/url/body lines")
     batch.add_argument(
@@ -77,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--retry-failed", action="store_true",
         help="send again the lines whose answers in OUTPUT failed, replacing those answers",
+    )
+    batch.add_argument(
+        "--keep-going", action="store_true",
+        help="send every line even when the answers show that all fail alike (default: stop "
+        "after a refused key, an unreachable host, or the same client error on the first 8)",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     connection_flags(batch)
@@ -194,6 +200,7 @@ def _batch(args: argparse.Namespace) -> int:
         default_model=args.model,
         progress=not args.quiet,
         retry_failed=args.retry_failed,
+        stop_early=not args.keep_going,
     )
 
 
