@@ -14,8 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Generator, Iterable, Iterator
-from functools import partial
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, TextIO
 
 import anyio
@@ -24,7 +23,7 @@ from ._batch_files import (
     BatchError,
     _answer_line,
     _failure_message,
-    _input_lines,
+    _Input,
     _Malformed,
     _Output,
     _parse,
@@ -34,10 +33,9 @@ from ._client import AsyncCometAPI
 from ._fanout import FanOutResult
 from ._systemic import SAME_FAILURE_RESULTS, SystemicFailureError, failure_kind
 
-__all__ = ["BatchError", "BatchSummary", "main", "run_batch"]
+__all__ = ["BatchError", "BatchSummary", "run_batch"]
 
 _MAX_WARNINGS = 50
-_MOCK_KEY = "sk-mock-local"
 
 
 # --------------------------------------------------------------------------- the run
@@ -49,7 +47,7 @@ class _Batch:
     def __init__(
         self,
         client: AsyncCometAPI,
-        input_path: str,
+        source: _Input,
         output: _Output,
         reporter: _Reporter,
         *,
@@ -58,9 +56,11 @@ class _Batch:
         default_model: str | None,
         redact: tuple[str, ...],
         stop_early: bool = True,
+        url_hint: Callable[[BaseException], str] | None = None,
     ) -> None:
         self._client = client
-        self._input = input_path
+        self._source = source
+        self._input = source.name
         self._output = output
         self._reporter = reporter
         self._concurrency = concurrency
@@ -70,6 +70,7 @@ class _Batch:
         self._pending: dict[int, str] = {}
         """fan_out index -> custom_id, for the requests taken and not yet answered."""
         self._stop_early = stop_early
+        self._url_hint = url_hint
         self._held: list[tuple[bytes, str, str, Exception]] | None = [] if stop_early else None
         """Failed answers not yet written, while the run may still stop early: if it does,
         the answers that showed why are left out, so a rerun sends their lines again."""
@@ -78,7 +79,7 @@ class _Batch:
         self._hold_limit = SAME_FAILURE_RESULTS + concurrency
         self._started = time.monotonic()
         self._baseline = client.rate_state()
-        self.summary = BatchSummary(input_path, output.path)
+        self.summary = BatchSummary(source.name, output.path)
 
     def _malformed(self, number: int, reason: str) -> None:
         self.summary.malformed += 1
@@ -93,11 +94,11 @@ class _Batch:
     def prepare(self) -> None:
         """Count the input lines (for progress); with ``strict``, check every one first."""
         if not self._strict:
-            self.summary.total = sum(1 for _ in _input_lines(self._input))
+            self.summary.total = sum(1 for _ in self._source.lines())
             return
         seen: dict[str, int] = {}
         total = 0
-        for number, raw in _input_lines(self._input):
+        for number, raw in self._source.lines():
             total += 1
             try:
                 custom_id, _ = _parse(raw, self._default_model)
@@ -121,7 +122,7 @@ class _Batch:
         seen: dict[str, int] = {}
         summary = self.summary
         index = 0
-        for number, raw in _input_lines(self._input):
+        for number, raw in self._source.lines():
             try:
                 custom_id, params = _parse(raw, self._default_model)
                 if custom_id in seen:
@@ -222,7 +223,8 @@ class _Batch:
                                 self._write(result)
                     except SystemicFailureError as exc:
                         self._release_held(leave_out=exc.error)
-                        self.summary.stopped_early = exc.reason
+                        hint = self._url_hint(exc.error) if self._url_hint else ""
+                        self.summary.stopped_early = exc.reason + hint
                         self.summary.sent = exc.taken
                     except Exception as exc:  # raised after the task group, not inside a group
                         failure = exc
@@ -256,13 +258,17 @@ class _Batch:
                 loop.remove_signal_handler(sig)
 
 
-def _check_paths(input_path: str, output_path: str) -> None:
-    if not os.path.isfile(input_path):
-        raise BatchError(f"no input file {input_path}")
+def _check_output(input_path: str, output_path: str) -> None:
+    if output_path == "-":
+        raise BatchError("the output must be a file (-o FILE): it is appended to and reread")
+    if os.path.isdir(output_path):
+        raise BatchError(f"the output {output_path} is a directory; give a file name")
     if os.path.exists(output_path):
         if not os.path.isfile(output_path):
             raise BatchError(f"the output {output_path} is not a regular file")
-        if os.path.samefile(input_path, output_path):
+        if input_path != "-" and os.path.exists(input_path) and os.path.samefile(
+            input_path, output_path
+        ):
             raise BatchError("the output must be another file than the input")
 
 
@@ -279,14 +285,16 @@ async def run_batch(
     redact: Iterable[str] = (),
     retry_failed: bool = False,
     stop_early: bool = True,
+    url_hint: Callable[[BaseException], str] | None = None,
 ) -> BatchSummary:
     """Answer every line of an OpenAI Batch API input file, appending to ``output_path``.
 
     Args:
         client: The client to send with (its rate limits and retries apply).
-        input_path: JSONL of ``{"custom_id", "method", "url", "body"}`` lines.
+        input_path: JSONL of ``{"custom_id", "method", "url", "body"}`` lines; ``-`` reads
+            them from standard input (all of it, before the first request).
         output_path: JSONL of answers, appended to; the ``custom_id``s already answered in it
-            are skipped.
+            are skipped. A run that writes nothing leaves no new file behind.
         concurrency: Requests in flight at most.
         strict: Check every input line before sending anything and stop at a malformed one
             (default: report it with its line number and skip it).
@@ -299,6 +307,8 @@ async def run_batch(
         stop_early: Stop sending once the answers show that every request would fail the
             same way (see ``fan_out``'s ``stop_on_systemic_failure``); the answers that
             showed it are not written, so a rerun sends their lines again.
+        url_hint: Text to add to the reason of an early stop, given the error that showed it
+            (the command line suggests a base URL ending in ``/v1`` after 404s).
 
     Returns:
         The ``BatchSummary``, also printed to ``stderr``.
@@ -308,97 +318,29 @@ async def run_batch(
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise BatchError(f"concurrency must be a positive integer, got {concurrency!r}")
-    _check_paths(input_path, output_path)
+    _check_output(input_path, output_path)
     secrets_ = tuple(secret for secret in redact if len(secret) >= 8)
     reporter = _Reporter(stderr if stderr is not None else sys.stderr, progress, secrets_)
-    output = _Output(output_path, reporter.warn, retry_failed=retry_failed)
+    source = _Input(input_path)
     try:
-        batch = _Batch(
-            client,
-            input_path,
-            output,
-            reporter,
-            concurrency=concurrency,
-            strict=strict,
-            default_model=default_model,
-            redact=secrets_,
-            stop_early=stop_early,
-        )
-        batch.prepare()
-        await batch.run()
-    finally:
-        output.close()
-    return batch.summary
-
-
-async def _main(
-    input_path: str, output_path: str, mock: bool, client_options: dict[str, Any],
-    batch_options: dict[str, Any],
-) -> BatchSummary:
-    async with contextlib.AsyncExitStack() as stack:
-        key: str | None = None
-        if mock:
-            from .testing import MockServer
-
-            server = await stack.enter_async_context(MockServer())
-            client_options = {**client_options, "base_url": server.url}
-            key = _MOCK_KEY
+        output = _Output(output_path, reporter.warn, retry_failed=retry_failed)
         try:
-            client = AsyncCometAPI(key, **client_options)
-        except ValueError as exc:  # ConfigurationError included: no key, bad URL, bad limit
-            raise BatchError(str(exc)) from None
-        await stack.enter_async_context(client)
-        secret = os.environ.get("COMETAPI_KEY", "").strip()
-        return await run_batch(
-            client, input_path, output_path, redact=(secret,) if secret else (), **batch_options
-        )
-
-
-def main(
-    input_path: str,
-    output_path: str,
-    *,
-    mock: bool = False,
-    base_url: str | None = None,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    concurrency: int = 64,
-    strict: bool = False,
-    default_model: str | None = None,
-    progress: bool = True,
-    retry_failed: bool = False,
-    stop_early: bool = True,
-) -> int:
-    """Run ``aiocometapi batch`` and return its exit status.
-
-    0: every input line has a successful answer in the output; 1: some line failed, was
-    malformed or is not answered yet; 2: a usage error or (``strict``) a malformed input;
-    3: stopped early, the answers showing that every request would fail the same way (a
-    refused key, an unreachable host, a wrong URL); 130/143: stopped by SIGINT/SIGTERM (what
-    was written stays valid; rerun to resume).
-    """
-    client_options: dict[str, Any] = {
-        "base_url": base_url,
-        "timeout": timeout,
-        "max_retries": max_retries,
-        "requests_per_minute": requests_per_minute,
-        "tokens_per_minute": tokens_per_minute,
-        "max_connections": max(100, concurrency),
-    }
-    batch_options: dict[str, Any] = {
-        "concurrency": concurrency,
-        "strict": strict,
-        "default_model": default_model,
-        "progress": progress,
-        "retry_failed": retry_failed,
-        "stop_early": stop_early,
-    }
-    run = partial(_main, input_path, output_path, mock, client_options, batch_options)
-    try:
-        summary = anyio.run(run)
-    except BatchError as exc:
-        sys.stderr.write(f"aiocometapi batch: error: {exc}\n")
-        return 2
-    return summary.exit_status
+            batch = _Batch(
+                client,
+                source,
+                output,
+                reporter,
+                concurrency=concurrency,
+                strict=strict,
+                default_model=default_model,
+                redact=secrets_,
+                stop_early=stop_early,
+                url_hint=url_hint,
+            )
+            batch.prepare()
+            await batch.run()
+        finally:
+            output.close()
+    finally:
+        source.close()
+    return batch.summary

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -112,14 +113,51 @@ def _parse(raw: bytes, default_model: str | None) -> tuple[str, dict[str, Any]]:
     return custom_id, params
 
 
-def _input_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for each line that is not blank, read lazily."""
-    with open(path, "rb") as file:
-        for number, raw in enumerate(file, 1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.isspace() and raw:
-                yield number, raw
+def _numbered(file: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(file, 1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.isspace() and raw:
+            yield number, raw
+
+
+class _Input:
+    """The input lines, read lazily as often as asked; ``-`` is standard input, kept in a
+    temporary file first (it is read twice: counted for the progress line, then sent)."""
+
+    def __init__(self, path: str, stdin: BinaryIO | None = None) -> None:
+        self.path = path
+        self.name = "<stdin>" if path == "-" else path
+        self._spool: BinaryIO | None = None
+        if path == "-":
+            spool = tempfile.TemporaryFile(prefix="aiocometapi-batch-")  # noqa: SIM115 (kept)
+            try:
+                shutil.copyfileobj(stdin if stdin is not None else sys.stdin.buffer, spool)
+            except BaseException:
+                spool.close()
+                raise
+            self._spool = spool
+        elif os.path.isdir(path):
+            raise BatchError(f"{path} is a directory; give the JSONL file of requests")
+        elif not os.path.exists(path):
+            raise BatchError(f"no input file {path}")
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, line) for each line that is not blank, read lazily."""
+        if self._spool is not None:
+            self._spool.seek(0)
+            yield from _numbered(self._spool)
+            return
+        try:
+            file = open(self.path, "rb")  # noqa: SIM115 (closed below, also on generator close)
+        except OSError as exc:
+            raise BatchError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        with file:
+            yield from _numbered(file)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
 
 
 # --------------------------------------------------------------------------- output
@@ -191,6 +229,7 @@ class _Output:
         self, path: str, report: Callable[[str], None], *, retry_failed: bool = False
     ) -> None:
         self.path = path
+        self._created = not os.path.exists(path)
         self._fd = self._open()
         try:
             self._lock()
@@ -259,13 +298,24 @@ class _Output:
 
     def _lock(self) -> None:
         # Two runs appending to one output would answer lines twice.
-        if sys.platform != "win32":
-            import fcntl
+        if sys.platform == "win32":
+            return
+        import fcntl
 
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BatchError(f"another batch run is writing to {self.path}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(f"another batch run is writing to {self.path}") from None
+        try:
+            same = os.path.samestat(os.fstat(self._fd), os.stat(self.path))
+        except OSError:
+            same = False
+        if not same:
+            # The run that held the lock removed or replaced the file meanwhile: that one
+            # is finished with it, so take the file now at the path.
+            os.close(self._fd)
+            self._fd = self._open()
+            self._lock()
 
     def _scan(self, report: Callable[[str], None]) -> dict[str, bool]:
         """custom_id -> answered successfully, for every answer line; repairs a cut last line."""
@@ -309,4 +359,10 @@ class _Output:
             view = view[os.write(self._fd, view) :]
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Close the file; one this run created and left empty is removed."""
+        try:
+            if self._created and os.fstat(self._fd).st_size == 0:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+        finally:
+            os.close(self._fd)
