@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aiocometapi import AsyncCometAPI, cli
-from aiocometapi._batch import run_batch
+from aiocometapi.batch import BatchOptions, run_batch
 from aiocometapi.testing import MockServer
 from conftest import FAKE_KEY, serve_in_thread
 
@@ -447,9 +447,8 @@ async def test_progress_line_redrawn_on_a_terminal(tmp_path: Path) -> None:
     async with MockServer(latency=0.15) as server, AsyncCometAPI(
         FAKE_KEY, base_url=server.url
     ) as client:
-        summary = await run_batch(
-            client, str(inp), str(tmp_path / "out.jsonl"), concurrency=2, stderr=stderr
-        )
+        options = BatchOptions(concurrency=2, stderr=stderr)
+        summary = await run_batch(client, str(inp), str(tmp_path / "out.jsonl"), options=options)
     assert summary.exit_status == 0 and summary.succeeded == 8
     text = stderr.getvalue()
     assert "\rbatch " in text and "/8 " in text
@@ -602,7 +601,7 @@ def test_rewritten_output_is_locked(tmp_path: Path) -> None:
     """After taking failed answers out, the run holds the lock on the new file."""
     import fcntl
 
-    from aiocometapi._batch_files import _Output
+    from aiocometapi.batch.output import Output
 
     out = tmp_path / "out.jsonl"
     lines: list[dict[str, Any] | str] = [
@@ -612,7 +611,7 @@ def test_rewritten_output_is_locked(tmp_path: Path) -> None:
     write_input(out, lines)
     os.chmod(out, 0o640)
     warnings: list[str] = []
-    output = _Output(str(out), warnings.append, retry_failed=True)
+    output = Output(str(out), warnings.append, retry_failed=True)
     try:
         assert output.done == {"a": True}
         assert custom_ids(out) == ["a"]

@@ -9,6 +9,8 @@ import platform
 import sys
 import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
+from functools import partial
 from importlib import metadata
 from typing import Any, TextIO, get_args
 from urllib.parse import urlsplit
@@ -16,9 +18,11 @@ from urllib.parse import urlsplit
 import anyio
 
 from ._client import AsyncCometAPI
-from ._compat import Mode
+from ._compat import Mode, check_mode
 from ._exceptions import APIStatusError, CometAPIError
 from ._version import __version__
+from .batch import BatchError, BatchOptions, run_batch
+from .batch.report import EXIT_USAGE
 
 __all__ = ["main"]
 
@@ -217,7 +221,7 @@ def _plain_warnings() -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncCometAPI]:
-    compat = getattr(args, "compat", "warn")
+    compat = check_mode(getattr(args, "compat", "warn"))
     if args.mock:
         from .testing import MockServer
 
@@ -310,18 +314,17 @@ def _serve(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- batch
 
 
-async def _run_batch(args: argparse.Namespace) -> int:
-    from ._batch import run_batch
-
+async def _run_batch(args: argparse.Namespace, options: BatchOptions) -> int:
     async with contextlib.AsyncExitStack() as stack:
         base_url = args.base_url
         if args.mock:
             from .testing import MockServer
 
             server = await stack.enter_async_context(MockServer())
-            key, base_url, secret = MOCK_KEY, server.url, None
+            key, base_url = MOCK_KEY, server.url
         else:
-            key = secret = _api_key(args)
+            key = _api_key(args)
+            options = replace(options, redact=(key,))
         client = AsyncCometAPI(
             key,
             base_url=base_url,
@@ -330,22 +333,11 @@ async def _run_batch(args: argparse.Namespace) -> int:
             requests_per_minute=args.rpm,
             tokens_per_minute=args.tpm,
             max_connections=max(100, args.concurrency),
-            compat=args.compat,
+            compat=check_mode(args.compat),
         )
         await stack.enter_async_context(client)
-        summary = await run_batch(
-            client,
-            args.input,
-            args.output,
-            concurrency=args.concurrency,
-            strict=args.strict,
-            default_model=args.model,
-            progress=not args.quiet,
-            redact=(secret,) if secret else (),
-            retry_failed=args.retry_failed,
-            stop_early=not args.keep_going,
-            url_hint=lambda exc: url_hint(client.base_url, exc),
-        )
+        options = replace(options, url_hint=partial(url_hint, client.base_url))
+        summary = await run_batch(client, args.input, args.output, options=options)
         return summary.exit_status
 
 
@@ -353,13 +345,19 @@ def _batch(args: argparse.Namespace) -> int:
     """0: every line has a successful answer; 1: some failed, were malformed or are not
     answered yet; 2: a usage error or (``--strict``) a malformed input; 3: stopped early, the
     answers showing every request would fail alike; 130/143: stopped by SIGINT/SIGTERM."""
-    from ._batch_files import BatchError
-
     try:
-        return anyio.run(_run_batch, args)
+        options = BatchOptions(
+            concurrency=args.concurrency,
+            strict=args.strict,
+            default_model=args.model,
+            retry_failed=args.retry_failed,
+            stop_early=not args.keep_going,
+            progress=not args.quiet,
+        )
+        return anyio.run(_run_batch, args, options)
     except (BatchError, _UsageError, ValueError) as exc:  # ConfigurationError is a ValueError
         sys.stderr.write(f"aiocometapi batch: error: {' '.join(str(exc).split())}\n")
-        return 2
+        return EXIT_USAGE
 
 
 # --------------------------------------------------------------------------- main

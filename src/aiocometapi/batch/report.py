@@ -1,4 +1,4 @@
-"""What ``aiocometapi batch`` tells its user: the run's summary and exit status, on stderr."""
+"""What a batch run tells its user: warnings, progress, the summary and the exit status."""
 
 from __future__ import annotations
 
@@ -7,12 +7,25 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-__all__ = ["BatchSummary"]
+__all__ = [
+    "EXIT_STOPPED_EARLY",
+    "EXIT_USAGE",
+    "BatchError",
+    "BatchSummary",
+    "Reporter",
+    "progress_text",
+    "summary_text",
+]
 
-_EXIT_ON_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_USAGE = 2
 EXIT_STOPPED_EARLY = 3
+_EXIT_ON_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 _MAX_MESSAGES = 1000
 """Distinct failure messages counted; past this many, only those already seen are counted."""
+
+
+class BatchError(Exception):
+    """A usage error, or an input that cannot be run with ``strict`` (exit status 2)."""
 
 
 @dataclass
@@ -89,12 +102,13 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-class _Reporter:
+class Reporter:
     """Warnings, the progress line and the summary on stderr; secrets are blanked out."""
 
     def __init__(self, stream: TextIO, progress: bool, redact: tuple[str, ...]) -> None:
         self._stream = stream
-        self._redact = redact
+        self.redact = redact
+        """Strings blanked out of everything shown."""
         self.progress_enabled = progress
         try:
             self.tty = progress and stream.isatty()
@@ -103,7 +117,7 @@ class _Reporter:
         self._drawn = False
 
     def _write(self, text: str) -> None:
-        for secret in self._redact:
+        for secret in self.redact:
             text = text.replace(secret, "[redacted]")
         with contextlib.suppress(OSError, ValueError):
             self._stream.write(text)
@@ -128,7 +142,7 @@ def _cut(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
-def _progress_text(s: BatchSummary) -> str:
+def progress_text(s: BatchSummary) -> str:
     """The progress line shown while the run goes on."""
     rate = s.answered / s.elapsed if s.elapsed > 0 else 0.0
     left = s.total - s.processed
@@ -141,7 +155,7 @@ def _progress_text(s: BatchSummary) -> str:
     )
 
 
-def _summary_text(s: BatchSummary) -> str:
+def summary_text(s: BatchSummary) -> str:
     """The summary printed when the run ends, however it ends."""
     if s.interrupted is not None:
         head = f"interrupted by {s.interrupted} after {s.elapsed:.1f} s"
