@@ -283,9 +283,8 @@ class Requester:
             raise status_error(status, source.headers, raw)
 
         started = asyncio.get_running_loop().time()
-        source, headers, request_id = await _retry.run_with_retries(
-            attempt, options.policy, label=label
-        )
+        retries = _retry.Retries(options.policy, label=label)
+        source, headers, request_id = await retries.run(attempt)
         return AsyncStream(
             source,
             decoder=decoder,
@@ -295,7 +294,7 @@ class Requester:
             request_id=request_id,
             max_event_size=self._config.max_event_size,
             reopen=attempt,
-            policy=options.policy,
+            retries=retries,
             secret=secret,
         )
 
