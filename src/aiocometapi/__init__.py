@@ -35,6 +35,7 @@ from ._ratelimit import RateState
 from ._retry import instant_retries
 from ._streaming import AsyncStream
 from ._structured import to_strict_json_schema
+from ._systemic import SystemicFailureError
 from ._tool_runner import (
     RunCompleted,
     TextDelta,
@@ -83,6 +84,7 @@ __all__ = [
     "RetryPolicy",
     "RunCompleted",
     "StreamError",
+    "SystemicFailureError",
     "TextDelta",
     "Timeout",
     "Tool",

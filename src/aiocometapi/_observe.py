@@ -25,7 +25,15 @@ from typing import Any, Protocol
 
 from .types import ChatCompletion
 
-__all__ = ["CallObserver", "Observer", "add_observer", "observers", "remove_observer", "start_call"]
+__all__ = [
+    "CallObserver",
+    "Observer",
+    "add_observer",
+    "end_with",
+    "observers",
+    "remove_observer",
+    "start_call",
+]
 
 
 class CallObserver(Protocol):
@@ -117,3 +125,11 @@ def start_call(
         return own.on_start(model, params, stream=stream, base_url=base_url)
     every = extra if own is None else (own, *extra)
     return _Calls(tuple(o.on_start(model, params, stream=stream, base_url=base_url) for o in every))
+
+
+def end_with(call: CallObserver, exc: BaseException) -> None:
+    """End ``call`` by ``exc``: an error, or the caller leaving (cancellation, interrupt)."""
+    if isinstance(exc, Exception):
+        call.on_error(exc)
+    else:
+        call.on_left()

@@ -37,7 +37,7 @@ from ._exceptions import (
     request_id_from_headers,
 )
 from ._logs import log
-from ._observe import CallObserver, Observer, start_call
+from ._observe import CallObserver, Observer, end_with, start_call
 from ._ratelimit import RateController
 from ._streaming import AsyncStream
 from ._transport import StreamBody, Transport, deadline
@@ -252,7 +252,7 @@ class Requester:
         try:
             return await _retry.run_with_retries(attempt, options.policy, label=label)
         except BaseException as exc:
-            call.on_error(exc)
+            end_with(call, exc)
             raise
 
     async def stream(
@@ -320,13 +320,12 @@ class Requester:
             raise status_error(status, source.headers, raw)
 
         started = asyncio.get_running_loop().time()
+        retries = _retry.Retries(options.policy, label=label)
         try:
-            source, headers, request_id = await _retry.run_with_retries(
-                attempt, options.policy, label=label
-            )
+            source, headers, request_id = await retries.run(attempt)
         except BaseException as exc:
             if call is not None:
-                call.on_error(exc)
+                end_with(call, exc)
             raise
         return AsyncStream(
             source,
@@ -337,7 +336,7 @@ class Requester:
             request_id=request_id,
             max_event_size=self._config.max_event_size,
             reopen=attempt,
-            policy=options.policy,
+            retries=retries,
             secret=secret,
             call=call,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -18,13 +17,12 @@ from ._config import Timeout
 from ._decode import DECODE_ERRORS, ErrorEnvelope, error_envelope, recover
 from ._exceptions import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     IncompleteStreamError,
     StreamError,
     redact,
 )
-from ._observe import CallObserver
+from ._observe import CallObserver, end_with
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
 
@@ -74,7 +72,7 @@ class AsyncStream(Generic[ChunkT]):
         max_event_size: int = 16 * 1024 * 1024,
         reopen: Callable[[], Awaitable[tuple[ByteSource, Mapping[str, str], str | None]]]
         | None = None,
-        policy: _retry.RetryPolicy | None = None,
+        retries: _retry.Retries | None = None,
         secret: bytes = b"",
         call: CallObserver | None = None,
     ) -> None:
@@ -89,7 +87,7 @@ class AsyncStream(Generic[ChunkT]):
         self._closed = False
         self._repaired = False
         self._reopen = reopen
-        self._policy = policy
+        self._retries = retries
         self._secret = secret
         self.headers: Mapping[str, str] = headers
         """The response headers."""
@@ -297,26 +295,25 @@ class AsyncStream(Generic[ChunkT]):
     # ------------------------------------------------------------------ retry before first chunk
 
     def _can_retry(self, exc: BaseException) -> bool:
-        policy = self._policy
+        retries = self._retries
         return (
             self._reopen is not None
-            and policy is not None
-            and policy.max_retries > 0
+            and retries is not None
+            and retries.left > 0
             and (isinstance(exc, IncompleteStreamError) or _retry.is_retryable(exc))
         )
 
     async def _retry(self, failure: BaseException) -> None:
-        assert self._reopen is not None and self._policy is not None
+        # The request's own Retries object: this wait and the tries after it continue the
+        # count of the tries that opened the stream, so the back-off keeps growing.
+        assert self._reopen is not None and self._retries is not None
         self._source.abort()
         self._cancel_timer()
-        policy = self._policy
-        await _retry.sleep(_retry.wait_for(policy, failure, 1))
-        self._policy = dataclasses.replace(policy, max_retries=policy.max_retries - 1)
         try:
-            self._source, self.headers, self.request_id = await _retry.run_with_retries(
-                self._reopen, self._policy
+            self._source, self.headers, self.request_id = await self._retries.resume(
+                failure, self._reopen
             )
-        except (APIStatusError, APIConnectionError):
+        except BaseException:
             self._closed = True
             raise
         self._sse = SSEDecoder(max_event_size=self._max_event_size)
@@ -389,10 +386,10 @@ class AsyncStream(Generic[ChunkT]):
         if call is not None and not self._finished:
             self._call = None
             # An error ends the call as failed; a caller that left (aclose, break, cancel) as left.
-            if isinstance(exc, Exception):
-                call.on_error(exc)
-            else:
+            if exc is None:
                 call.on_left()
+            else:
+                end_with(call, exc)
         if not self._finished:
             self._closed = True
             self._source.abort()

@@ -386,6 +386,7 @@ class Completions:
         concurrency: int = 64,
         ordered: bool = False,
         window: int | None = None,
+        stop_on_systemic_failure: bool = False,
     ) -> AsyncGenerator[FanOutResult, None]:
         """Run many ``create()`` calls at once and yield one result per input as each completes.
 
@@ -397,10 +398,25 @@ class Completions:
                 fewer after the server answers 429).
             ordered: Yield results in input order; at most ``window`` (default
                 ``4 * concurrency``) inputs are taken ahead of the next result due.
+            stop_on_systemic_failure: Stop taking inputs once the answers show that every
+                further request would fail the same way, with nothing answered successfully
+                so far: the first answer a 401 or 403 (the key is refused), the first result
+                a connection failure after its retries (the host is unreachable), or the first
+                8 answers the same client error (same status and code). The requests in
+                flight still finish and yield their results; then ``SystemicFailureError``
+                is raised. At most ``concurrency`` requests (plus 7 for the last rule) are
+                sent before the stop. Off by default.
 
         Yields:
             ``FanOutResult`` with ``index``, ``request``, ``completion`` or ``error``,
-            ``attempts`` and ``latency``: exactly one per input, failures included.
+            ``attempts`` and ``latency``: exactly one per input taken, failures included.
+            Every input is taken unless ``stop_on_systemic_failure`` stops the fan-out.
+
+        Raises:
+            SystemicFailureError: ``stop_on_systemic_failure`` stopped the fan-out, after
+                every input taken (``taken`` of them, the first ones) yielded its result;
+                the rest of ``requests`` was not read. ``reason`` quotes the server.
+            Exception: whatever iterating ``requests`` itself raised.
 
         ``compat`` applies to each request as in ``create()``, except that its warning for a
         given parameter and model family comes once per fan-out, not once per request.
@@ -410,7 +426,12 @@ class Completions:
         that happen before the next statement rather than on the next loop iteration.
         """
         return fan_out(
-            self.create, requests, concurrency=concurrency, ordered=ordered, window=window
+            self.create,
+            requests,
+            concurrency=concurrency,
+            ordered=ordered,
+            window=window,
+            stop_on_systemic_failure=stop_on_systemic_failure,
         )
 
 

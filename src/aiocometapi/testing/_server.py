@@ -14,19 +14,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._conditions import _Conditions
-from ._replies import (
-    _JSON_CONTENT_TYPE,
-    _default_reply,
-    _Dropped,
-    _error_body,
-    _Exchange,
-    _invalid,
-    _models_reply,
-    _response,
-)
-from ._scripted import _BodyReply, _DropReply, _Scripted, _StreamReply, _TurnReply
+from ._conditions import Conditions
+from ._default import default_reply, models_reply
+from ._exchange import Exchange, invalid
+from ._scripted import BodyReply, DropReply, Scripted, StreamReply, TurnReply
 from ._values import MockStats, RecordedRequest, StreamEvent
+from ._wire import JSON_CONTENT_TYPE, Dropped, error_body, response
 
 __all__ = ["DEFAULT_MODELS", "MockServer", "run"]
 
@@ -107,7 +100,7 @@ class MockServer:
         latency: float = 0.0,
         chunk_delay: float = 0.0,
     ) -> None:
-        self._conditions = _Conditions(
+        self._conditions = Conditions(
             rps_limit=rps_limit,
             max_in_flight=max_in_flight,
             seed=seed,
@@ -123,7 +116,7 @@ class MockServer:
         self._models = list(DEFAULT_MODELS if models is None else models)
         self._retry_after = retry_after
         self._chunk_delay = chunk_delay
-        self._queue: deque[_Scripted] = deque()
+        self._queue: deque[Scripted] = deque()
         self._reasoned: dict[str, str] = {}
         self._numbers = itertools.count(1)
         self._runner: web.ServerRunner | None = None
@@ -208,7 +201,7 @@ class MockServer:
             headers: Headers added to the answer.
             delay: Seconds to wait before answering.
         """
-        self._queue.append(_BodyReply(delay, status, body, _JSON_CONTENT_TYPE, headers))
+        self._queue.append(BodyReply(delay, status, body, JSON_CONTENT_TYPE, headers))
 
     def reply_error(
         self,
@@ -232,8 +225,8 @@ class MockServer:
             headers: Headers added to the answer, e.g. ``{"Retry-After": "2"}``.
             delay: Seconds to wait before answering.
         """
-        body = _error_body(message, type, code, param)
-        self._queue.append(_BodyReply(delay, status, body, _JSON_CONTENT_TYPE, headers))
+        body = error_body(message, type, code, param)
+        self._queue.append(BodyReply(delay, status, body, JSON_CONTENT_TYPE, headers))
 
     def reply_raw(
         self,
@@ -253,12 +246,12 @@ class MockServer:
             headers: Headers added to the answer.
             delay: Seconds to wait before answering.
         """
-        self._queue.append(_BodyReply(delay, status, body, content_type, headers))
+        self._queue.append(BodyReply(delay, status, body, content_type, headers))
 
     def reply_drop(self, *, delay: float = 0.0) -> None:
         """Close the next chat request's connection without answering, ``delay`` seconds
         after it arrived."""
-        self._queue.append(_DropReply(delay))
+        self._queue.append(DropReply(delay))
 
     def reply_stream(
         self,
@@ -286,7 +279,7 @@ class MockServer:
         """
         if split is not None and split < 1:
             raise ValueError(f"split must be at least 1, got {split!r}")
-        self._queue.append(_StreamReply(delay, list(events), done, split, status, headers))
+        self._queue.append(StreamReply(delay, list(events), done, split, status, headers))
 
     def reply_turn(
         self,
@@ -321,7 +314,7 @@ class MockServer:
             omit_tool_call_index: Stream each call whole without ``index``.
             delay: Seconds to wait before answering.
         """
-        self._queue.append(_TurnReply(
+        self._queue.append(TurnReply(
             delay, content, list(tool_calls or []), refusal, reasoning_content, finish_reason,
             usage, tool_call_index_base, omit_tool_call_index,
         ))
@@ -336,7 +329,7 @@ class MockServer:
         number = next(self._numbers)
         try:
             resp = await self._dispatch(request, number)
-        except _Dropped:
+        except Dropped:
             self.stats.dropped += 1
             if request.transport is not None:
                 request.transport.close()
@@ -369,20 +362,20 @@ class MockServer:
             allowed = "GET"
         else:
             message = f"Invalid URL ({request.method} {request.path})"
-            error = _error_body(message, "invalid_request_error", "unknown_url")
-            return _response(request_id, 404, error)
+            error = error_body(message, "invalid_request_error", "unknown_url")
+            return response(request_id, 404, error)
         if request.method != allowed:
             message = f"Method {request.method} not allowed on {request.path}"
-            error = _error_body(message, "invalid_request_error", "method_not_allowed")
-            return _response(request_id, 405, error, headers={"Allow": allowed})
+            error = error_body(message, "invalid_request_error", "method_not_allowed")
+            return response(request_id, 405, error, headers={"Allow": allowed})
         if not self._authorized(request.headers.get("Authorization", "")):
-            error = _error_body("Invalid API key", "invalid_request_error", "invalid_api_key")
-            return _response(request_id, 401, error)
+            error = error_body("Invalid API key", "invalid_request_error", "invalid_api_key")
+            return response(request_id, 401, error)
         if path == "/v1/mock/stats":
             # ``stats`` as JSON, for a benchmark or test that runs the server in another process.
-            return _response(request_id, 200, self.stats)
+            return response(request_id, 200, self.stats)
         if allowed == "GET":
-            return _models_reply(request_id, path, self._models)
+            return models_reply(request_id, path, self._models)
         return await self._chat(request, number, body)
 
     def _authorized(self, header: str) -> bool:
@@ -405,8 +398,8 @@ class MockServer:
                 "Retry-After": str(max(1, math.ceil(wait))),
                 "retry-after-ms": str(max(0, math.ceil(wait * 1000))),
             }
-            error = _error_body(message, "rate_limit_error", "rate_limit_exceeded")
-            return _response(request_id, 429, error, headers=headers)
+            error = error_body(message, "rate_limit_error", "rate_limit_exceeded")
+            return response(request_id, 429, error, headers=headers)
 
         stats = self.stats
         stats.in_flight += 1
@@ -417,16 +410,16 @@ class MockServer:
             stats.in_flight -= 1
 
     async def _answer(self, request: web.BaseRequest, number: int, body: Any) -> web.StreamResponse:
-        invalid = _invalid(body)
-        if invalid is not None:
-            message, param = invalid
-            error = _error_body(message, "invalid_request_error", "invalid_request", param)
-            return _response(f"mock-{number}", 400, error)
-        ex = _Exchange(request, self.stats, number, body, self._reasoned)
+        problem = invalid(body)
+        if problem is not None:
+            message, param = problem
+            error = error_body(message, "invalid_request_error", "invalid_request", param)
+            return response(f"mock-{number}", 400, error)
+        ex = Exchange(request, self.stats, number, body, self._reasoned)
         missing = ex.missing_reasoning()
         if missing is not None:
-            error = _error_body(missing, "invalid_request_error", "invalid_request_error")
-            return _response(ex.request_id, 400, error)
+            error = error_body(missing, "invalid_request_error", "invalid_request_error")
+            return response(ex.request_id, 400, error)
 
         fail, drop, slow = self._conditions.draw()
         scripted = self._queue.popleft() if self._queue and not (fail or drop) else None
@@ -439,10 +432,10 @@ class MockServer:
             await asyncio.sleep(self._conditions.latency)
         if fail:
             message = f"upstream error (request id: {ex.request_id})"
-            error = _error_body(message, "server_error", "internal_error")
-            return _response(ex.request_id, 500, error)
+            error = error_body(message, "server_error", "internal_error")
+            return response(ex.request_id, 500, error)
         if drop:
-            raise _Dropped
+            raise Dropped
         if slow:
             await asyncio.sleep(self._conditions.slow_delay)
         if scripted is not None:
@@ -451,9 +444,9 @@ class MockServer:
             return await scripted.send(ex)
         calls = ex.default_tool_calls()
         if calls:
-            turn = _TurnReply(0.0, None, list(calls), None, None, None, None, 0, False)
+            turn = TurnReply(0.0, None, list(calls), None, None, None, None, 0, False)
             return await turn.send(ex)
-        return await _default_reply(ex, self._chunk_delay)
+        return await default_reply(ex, self._chunk_delay)
 
 
 # --------------------------------------------------------------------------- command line
