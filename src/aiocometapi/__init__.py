@@ -1,5 +1,6 @@
 """aiocometapi: an async-first SDK for CometAPI's OpenAI-compatible chat completions."""
 
+from ._budget import BudgetExceededError
 from ._client import DEFAULT_BASE_URL, AsyncCometAPI, PoolState
 from ._compat import CompatibilityWarning
 from ._config import RetryPolicy, Timeout
@@ -61,6 +62,7 @@ __all__ = [
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ClientClosedError",
     "CometAPIError",
     "CompatibilityError",

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectSendStream
 
+from ._budget import Budget, BudgetExceededError
 from ._compat import warn_once_context
 from ._retry import count_attempts
 from ._streaming import AsyncStream
@@ -56,7 +57,9 @@ class FanOutResult:
 class _Inputs:
     """Hands out (index, request) pairs to workers, one at a time, pulling lazily."""
 
-    def __init__(self, requests: Requests, window: int | None) -> None:
+    def __init__(
+        self, requests: Requests, window: int | None, budget: Budget | None = None
+    ) -> None:
         self._sync = iter(requests) if isinstance(requests, Iterable) else None
         self._async = aiter(requests) if self._sync is None else None  # type: ignore[arg-type]
         self._lock = anyio.Lock()
@@ -65,6 +68,7 @@ class _Inputs:
         self._delivered = 0
         self._room = anyio.Event()
         self._done = False
+        self._budget = budget
         self.failure: Exception | None = None
         """An error raised by the caller's iterable itself; it ends the fan-out."""
         self.taken = 0
@@ -107,6 +111,11 @@ class _Inputs:
                 self.failure = exc
                 return None
             index = self._next
+            if self._budget is not None:
+                refused = await self._budget.admit(index, request)
+                if refused is not None:
+                    self.stop_taking(refused, self._budget.stopped(refused, index))
+                    return None
             self._next += 1
             self.taken = self._next
             return index, request
@@ -128,6 +137,7 @@ async def _worker(
     inputs: _Inputs,
     send: ObjectSendStream[FanOutResult],
     watch: SystemicFailureWatch | None,
+    budget: Budget | None = None,
 ) -> None:
     async with send:
         while True:
@@ -151,6 +161,8 @@ async def _worker(
                 attempts=attempts[0],
                 latency=time.perf_counter() - started,
             )
+            if budget is not None:
+                budget.settle(index, completion, error)
             if watch is not None:
                 # Decided here, before this worker takes another input: what is sent after the
                 # answers that show the failure stays within the requests already in flight.
@@ -169,6 +181,7 @@ async def fan_out(
     ordered: bool = False,
     window: int | None = None,
     stop_on_systemic_failure: bool = False,
+    budget: Budget | None = None,
 ) -> AsyncGenerator[FanOutResult, None]:
     """Run ``create(**request)`` for every request, ``concurrency`` at a time; yield the results.
 
@@ -178,14 +191,14 @@ async def fan_out(
         raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
     if ordered:
         window = max(window or 4 * concurrency, concurrency)
-    inputs = _Inputs(requests, window if ordered else None)
+    inputs = _Inputs(requests, window if ordered else None, budget)
     watch = SystemicFailureWatch() if stop_on_systemic_failure else None
     send, receive = anyio.create_memory_object_stream[FanOutResult](max_buffer_size=concurrency)
 
     async def run() -> None:
         async with send, anyio.create_task_group() as group:
             for _ in range(concurrency):
-                group.start_soon(_worker, create, inputs, send.clone(), watch)
+                group.start_soon(_worker, create, inputs, send.clone(), watch, budget)
 
     # The workers run in a task of their own, so this generator never yields from inside a
     # task group; leaving the loop (break, error, cancellation) cancels that task below.
@@ -218,4 +231,6 @@ async def fan_out(
         raise runner.exception()  # type: ignore[misc]
     if inputs.stop is not None:
         reason, error = inputs.stop
+        if isinstance(error, BudgetExceededError):
+            raise error
         raise SystemicFailureError(reason, error=error, taken=inputs.taken)

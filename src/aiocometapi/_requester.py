@@ -37,10 +37,12 @@ from ._exceptions import (
     request_id_from_headers,
 )
 from ._logs import log
-from ._observe import CallObserver, Observer, end_with, start_call
+from ._observe import CallObserver, end_with, start_call
+from ._prices import Prices
 from ._ratelimit import RateController
 from ._streaming import AsyncStream
 from ._transport import StreamBody, Transport, deadline
+from ._usage import UsageMeter
 from .types import ChatCompletionChunk
 
 __all__ = ["Answer", "Requester", "Slot"]
@@ -142,7 +144,7 @@ class Requester:
         config: ClientConfig,
         transport: Transport,
         rate: RateController,
-        meter: Observer | None = None,
+        meter: UsageMeter | None = None,
     ) -> None:
         self._config = config
         self._transport = transport
@@ -166,6 +168,11 @@ class Requester:
     def needs_estimate(self) -> bool:
         """Whether calls should pass a token estimate (a tokens-per-minute budget is set)."""
         return self._rate.needs_estimate
+
+    @property
+    def prices(self) -> Prices:
+        """The client's price table (empty when it was given none)."""
+        return self._meter.prices if self._meter is not None else Prices()
 
     def start_call(
         self, model: str, params: Mapping[str, Any], *, stream: bool

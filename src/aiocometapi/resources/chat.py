@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict, TypeVar, overload
 
 import msgspec
 
+from .._budget import Budget
 from .._compat import check, streams_usage
 from .._config import CALL_OPTIONS, CallOptions
 from .._fanout import FanOutResult, fan_out
@@ -166,6 +167,16 @@ def estimate_tokens(body: bytes, params: Mapping[str, Any]) -> int:
     """
     cap = params.get("max_completion_tokens") or params.get("max_tokens") or 256
     return len(body) // 4 + int(cap) * int(params.get("n") or 1)
+
+
+def _estimate_parts(params: Mapping[str, Any]) -> tuple[int, int]:
+    """(prompt, completion) tokens a request may use, as ``estimate_tokens`` counts them."""
+    try:
+        size = len(encode_body(params, stream=False))
+    except (TypeError, ValueError):
+        size = 0  # create() raises for it; nothing is sent
+    cap = params.get("max_completion_tokens") or params.get("max_tokens") or 256
+    return size // 4, int(cap) * int(params.get("n") or 1)
 
 
 def _tokens_used(completion: ChatCompletion) -> int | None:
@@ -387,6 +398,8 @@ class Completions:
         ordered: bool = False,
         window: int | None = None,
         stop_on_systemic_failure: bool = False,
+        max_tokens_total: int | None = None,
+        max_cost: float | None = None,
     ) -> AsyncGenerator[FanOutResult, None]:
         """Run many ``create()`` calls at once and yield one result per input as each completes.
 
@@ -406,16 +419,29 @@ class Completions:
                 flight still finish and yield their results; then ``SystemicFailureError``
                 is raised. At most ``concurrency`` requests (plus 7 for the last rule) are
                 sent before the stop. Off by default.
+            max_tokens_total: Stop starting requests once the tokens the answers used, plus
+                an estimate for those in flight and for the next one, would pass this. The
+                estimate is the request's size (about four bytes a token) plus its completion
+                cap (``max_completion_tokens`` or ``max_tokens``, else 256) per choice, scaled
+                by what the answers so far used against their estimates. Requests in flight
+                finish; then ``BudgetExceededError`` is raised. An answer without a usage
+                counts at its estimate.
+            max_cost: The same for cost at the client's ``prices``; a request to a model
+                without a price stops the fan-out (its cost could not be kept to).
 
         Yields:
             ``FanOutResult`` with ``index``, ``request``, ``completion`` or ``error``,
             ``attempts`` and ``latency``: exactly one per input taken, failures included.
-            Every input is taken unless ``stop_on_systemic_failure`` stops the fan-out.
+            Every input is taken unless ``stop_on_systemic_failure`` or a budget stops the
+            fan-out.
 
         Raises:
             SystemicFailureError: ``stop_on_systemic_failure`` stopped the fan-out, after
                 every input taken (``taken`` of them, the first ones) yielded its result;
                 the rest of ``requests`` was not read. ``reason`` quotes the server.
+            BudgetExceededError: a budget stopped the fan-out after ``taken`` inputs yielded
+                their results; the inputs from index ``taken`` on were not sent.
+            ValueError: a budget that is not a positive number.
             Exception: whatever iterating ``requests`` itself raised.
 
         ``compat`` applies to each request as in ``create()``, except that its warning for a
@@ -425,6 +451,14 @@ class Completions:
         flight and frees their connections; wrap the loop in ``contextlib.aclosing`` to have
         that happen before the next statement rather than on the next loop iteration.
         """
+        budget = None
+        if max_tokens_total is not None or max_cost is not None:
+            budget = Budget(
+                max_tokens_total=max_tokens_total,
+                max_cost=max_cost,
+                prices=self._requester.prices,
+                estimate=_estimate_parts,
+            )
         return fan_out(
             self.create,
             requests,
@@ -432,6 +466,7 @@ class Completions:
             ordered=ordered,
             window=window,
             stop_on_systemic_failure=stop_on_systemic_failure,
+            budget=budget,
         )
 
 
