@@ -23,6 +23,7 @@ from ._exceptions import APIStatusError, CometAPIError
 from ._version import __version__
 from .batch import BatchError, BatchOptions, run_batch
 from .batch.report import EXIT_USAGE
+from .types import ChatCompletion
 
 __all__ = ["main"]
 
@@ -95,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--no-stream", action="store_true", help="wait for the whole reply instead of streaming"
     )
+    chat.add_argument(
+        "--usage", action="store_true",
+        help="print the tokens (and, with --prices, the cost) of each answer on stderr",
+    )
+    chat.add_argument(
+        "--prices", metavar="FILE", help="prices per million tokens, JSON or TOML (for --usage)"
+    )
     connection_flags(chat)
 
     models = commands.add_parser("models", help="list the model ids the gateway serves")
@@ -135,6 +143,18 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-going", action="store_true",
         help="send every line even when the answers show that all fail alike (default: stop "
         "after a refused key, an unreachable host, or the same client error on the first 8)",
+    )
+    batch.add_argument(
+        "--max-tokens-total", type=int, metavar="N",
+        help="stop sending once the answers' tokens would pass N; a rerun sends the rest",
+    )
+    batch.add_argument(
+        "--max-cost", type=float, metavar="X",
+        help="stop sending once the cost at --prices would pass X; a rerun sends the rest",
+    )
+    batch.add_argument(
+        "--prices", metavar="FILE",
+        help="prices per million tokens, JSON or TOML: cost in progress and summary",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     connection_flags(batch)
@@ -227,45 +247,69 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncCometAPI]:
 
         async with MockServer() as server, AsyncCometAPI(
             MOCK_KEY, base_url=server.url, timeout=args.timeout, max_retries=args.max_retries,
-            compat=compat,
+            compat=compat, prices=getattr(args, "prices", None),
         ) as client:
             yield client
     else:
         async with AsyncCometAPI(
             _api_key(args), base_url=args.base_url, timeout=args.timeout,
-            max_retries=args.max_retries, compat=compat,
+            max_retries=args.max_retries, compat=compat, prices=getattr(args, "prices", None),
         ) as client:
             yield client
 
 
 async def _reply(
-    client: AsyncCometAPI, model: str, messages: list[dict[str, Any]], stream: bool, out: TextIO
+    client: AsyncCometAPI,
+    model: str,
+    messages: list[dict[str, Any]],
+    stream: bool,
+    out: TextIO,
+    usage: TextIO | None = None,
 ) -> str:
     if not stream:
         completion = await client.chat.completions.create(model=model, messages=messages)
         text = (completion.choices[0].message.content or "") if completion.choices else ""
         out.write(text + "\n")
-        return text
-    parts: list[str] = []
-    async with await client.chat.completions.create(
-        model=model, messages=messages, stream=True
-    ) as chunks:
-        async for piece in chunks.text():
-            parts.append(piece)
-            out.write(piece)
-            out.flush()
-    out.write("\n")
-    return "".join(parts)
+    else:
+        parts: list[str] = []
+        async with await client.chat.completions.create(
+            model=model, messages=messages, stream=True
+        ) as chunks:
+            async for piece in chunks.text():
+                parts.append(piece)
+                out.write(piece)
+                out.flush()
+            completion = chunks.completion
+        out.write("\n")
+        text = "".join(parts)
+    if usage is not None:
+        usage.write(_usage_line(client, completion, model) + "\n")
+        usage.flush()
+    return text
+
+
+def _usage_line(client: AsyncCometAPI, completion: ChatCompletion, model: str) -> str:
+    """One answer's tokens, and its cost at the client's prices when it has one."""
+    found = completion.usage
+    if found is None:
+        return "usage: not reported by this route"
+    line = (
+        f"usage: {found.prompt_tokens:,} prompt + {found.completion_tokens:,} completion = "
+        f"{found.total_tokens:,} tokens"
+    )
+    cost = client.usage.cost(completion, model=model)
+    return line if cost is None else f"{line}, cost {cost:.6g}"
 
 
 async def _chat(args: argparse.Namespace) -> None:
     messages: list[dict[str, Any]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
+    usage = sys.stderr if args.usage else None
     async with _client(args) as client:
         if args.prompt is not None:
             messages.append({"role": "user", "content": args.prompt})
-            await _reply(client, args.model, messages, not args.no_stream, sys.stdout)
+            await _reply(client, args.model, messages, not args.no_stream, sys.stdout, usage)
             return
         interactive = sys.stdin.isatty()
         if interactive:
@@ -286,7 +330,9 @@ async def _chat(args: argparse.Namespace) -> None:
                 sys.stdout.write(_CHAT_HELP + "\n")
                 continue
             messages.append({"role": "user", "content": prompt})
-            text = await _reply(client, args.model, messages, not args.no_stream, sys.stdout)
+            text = await _reply(
+                client, args.model, messages, not args.no_stream, sys.stdout, usage
+            )
             messages.append({"role": "assistant", "content": text})
 
 
@@ -334,6 +380,7 @@ async def _run_batch(args: argparse.Namespace, options: BatchOptions) -> int:
             tokens_per_minute=args.tpm,
             max_connections=max(100, args.concurrency),
             compat=check_mode(args.compat),
+            prices=args.prices,
         )
         await stack.enter_async_context(client)
         options = replace(options, url_hint=partial(url_hint, client.base_url))
@@ -352,8 +399,12 @@ def _batch(args: argparse.Namespace) -> int:
             default_model=args.model,
             retry_failed=args.retry_failed,
             stop_early=not args.keep_going,
+            max_tokens_total=args.max_tokens_total,
+            max_cost=args.max_cost,
             progress=not args.quiet,
         )
+        if args.max_cost is not None and args.prices is None:
+            raise _UsageError("--max-cost needs --prices FILE (the price of each model)")
         return anyio.run(_run_batch, args, options)
     except (BatchError, _UsageError, ValueError) as exc:  # ConfigurationError is a ValueError
         sys.stderr.write(f"aiocometapi batch: error: {' '.join(str(exc).split())}\n")

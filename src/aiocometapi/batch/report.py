@@ -49,6 +49,9 @@ class BatchSummary:
     rate_limited: int = 0
     """429 answers seen (retried ones included)."""
     tokens: int = 0
+    """Tokens the answers of this run reported."""
+    cost: float | None = None
+    """Their cost at the client's prices (``None`` without prices)."""
     elapsed: float = 0.0
     interrupted: str | None = None
     """The signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), if one did."""
@@ -57,8 +60,10 @@ class BatchSummary:
     stopped_early: str | None = None
     """Why the run stopped sending, when its answers showed that every request would fail
     the same way (a refused key, an unreachable host, a wrong URL); it quotes the server."""
+    budget_reached: str | None = None
+    """Why the run stopped sending at its budget (``--max-tokens-total``, ``--max-cost``)."""
     sent: int = 0
-    """With ``stopped_early``: the requests sent before the stop."""
+    """With ``stopped_early`` or ``budget_reached``: the requests sent before the stop."""
     messages: Counter[str] = field(default_factory=Counter)
     """Failed lines of this run by ``"<status or code>: <the error's message>"``."""
 
@@ -152,6 +157,7 @@ def progress_text(s: BatchSummary) -> str:
         f"batch {s.processed:,}/{s.total:,}{share} | {rate:.1f}/s | ETA {eta} | "
         f"ok {s.succeeded:,} | failed {sum(s.failed.values()):,} | "
         f"429s {s.rate_limited:,} | tokens {s.tokens:,}"
+        + (f" | cost {s.cost:.4f}" if s.cost is not None else "")
     )
 
 
@@ -161,6 +167,10 @@ def summary_text(s: BatchSummary) -> str:
         head = f"interrupted by {s.interrupted} after {s.elapsed:.1f} s"
     elif s.stopped_early is not None:
         head = f"stopped after {s.sent:,} request(s) in {s.elapsed:.1f} s: {s.stopped_early}"
+    elif s.budget_reached is not None:
+        head = f"stopped at its budget after {s.sent:,} request(s) in {s.elapsed:.1f} s: " + (
+            s.budget_reached
+        )
     elif s.stopped_by is not None:
         head = f"stopped by an error after {s.elapsed:.1f} s: {s.stopped_by}"
     else:
@@ -189,6 +199,7 @@ def summary_text(s: BatchSummary) -> str:
     rows += [
         ("429s", f"{s.rate_limited:,}"),
         ("tokens", f"{s.tokens:,}"),
+        *([("cost", f"{s.cost:.6g}")] if s.cost is not None else []),
         ("rate", f"{rate:.1f} requests/s"),
     ]
     return "\n".join(

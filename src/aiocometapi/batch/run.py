@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._budget import BudgetExceededError
 from .._client import AsyncCometAPI
 from .._fanout import FanOutResult
 from .._systemic import SAME_FAILURE_RESULTS, SystemicFailureError, failure_kind
@@ -47,6 +48,11 @@ class BatchOptions:
     """Stop sending once the answers show that every request would fail the same way (see
     ``fan_out``'s ``stop_on_systemic_failure``); the answers that showed it are not written,
     so a rerun sends their lines again."""
+    max_tokens_total: int | None = None
+    """Stop sending once the answers' tokens (plus estimates for those in flight) would pass
+    this (``fan_out``'s budget); the lines not sent stay unanswered, for a rerun."""
+    max_cost: float | None = None
+    """The same for cost at the client's ``prices``."""
     progress: bool = True
     """Show a progress line on ``stderr``."""
     stderr: TextIO | None = None
@@ -92,6 +98,8 @@ class _Run:
         self._hold_limit = SAME_FAILURE_RESULTS + options.concurrency
         self._started = time.monotonic()
         self._baseline = client.rate_state()
+        self._usage_baseline = client.usage.snapshot().total
+        self._priced = len(client.usage.prices) > 0
         self.summary = BatchSummary(source.name, output.path)
 
     # ----------------------------------------------------------------------- input
@@ -183,7 +191,10 @@ class _Run:
     def _update(self) -> None:
         state, base = self._client.rate_state(), self._baseline
         self.summary.rate_limited = state.rate_limited - base.rate_limited
-        self.summary.tokens = state.tokens_used - base.tokens_used
+        used, before = self._client.usage.snapshot().total, self._usage_baseline
+        self.summary.tokens = used.total_tokens - before.total_tokens
+        if self._priced:
+            self.summary.cost = (used.cost or 0.0) - (before.cost or 0.0)
         self.summary.elapsed = time.monotonic() - self._started
 
     async def _show_progress(self) -> None:
@@ -229,6 +240,8 @@ class _Run:
             requests,
             concurrency=options.concurrency,
             stop_on_systemic_failure=options.stop_early,
+            max_tokens_total=options.max_tokens_total,
+            max_cost=options.max_cost,
         )
         try:
             async with contextlib.aclosing(results):
@@ -238,6 +251,10 @@ class _Run:
             self._release_held(leave_out=exc.error)
             hint = options.url_hint(exc.error) if options.url_hint is not None else ""
             self.summary.stopped_early = exc.reason + hint
+            self.summary.sent = exc.taken
+        except BudgetExceededError as exc:
+            self._release_held()
+            self.summary.budget_reached = exc.reason
             self.summary.sent = exc.taken
 
     def _on_signal(self, scope: anyio.CancelScope, sig: signal.Signals) -> None:
