@@ -164,18 +164,27 @@ class _MeterCall:
         self._ended = True
         model, total = self._model, self._total
         seconds = time.perf_counter() - self._started
-        retries = self._tries - 1 if self._tries > 1 else 0
         model.seconds += seconds
         total.seconds += seconds
-        model.retries += retries
-        total.retries += retries
+        if self._tries > 1:
+            retries = self._tries - 1
+            model.retries += retries
+            total.retries += retries
         return model, total
 
     def on_answer(self, completion: ChatCompletion) -> None:
-        counters = self._end()
-        if counters is None:
+        # The common path, kept to plain attribute adds (see benchmarks/bench_usage.py).
+        if self._ended:
             return
-        model, total = counters
+        self._ended = True
+        model, total = self._model, self._total
+        seconds = time.perf_counter() - self._started
+        model.seconds += seconds
+        total.seconds += seconds
+        if self._tries > 1:
+            retries = self._tries - 1
+            model.retries += retries
+            total.retries += retries
         model.answered += 1
         total.answered += 1
         self._add_usage(completion.usage, model, total)
