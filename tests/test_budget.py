@@ -99,3 +99,14 @@ async def test_a_malformed_budget_is_refused(client: AsyncCometAPI, bad: object)
     """A token budget that is not a positive int raises ValueError before anything is sent."""
     with pytest.raises(ValueError, match="max_tokens_total"):
         client.chat.completions.fan_out(_requests(1), max_tokens_total=bad)  # type: ignore[arg-type]
+
+
+async def test_streamed_requests_count_their_usage_against_the_budget(
+    client: AsyncCometAPI,
+) -> None:
+    """Streamed inputs report their usage (asked for by default) and stop at the budget too."""
+    results, stop = await _run(client, _requests(40, stream=True), max_tokens_total=100)
+    assert stop is not None and 0 < stop.taken < 40
+    usages = [r.completion.usage for r in results if r.completion is not None]
+    assert all(u is not None for u in usages)
+    assert sum(u.total_tokens for u in usages if u is not None) == stop.tokens <= 100

@@ -97,7 +97,7 @@ class AsyncCometAPI:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         compat: Mode = "warn",
-        prices: Prices | Mapping[str, Mapping[str, float]] | str | None = None,
+        prices: Prices | Mapping[str, Mapping[str, float]] | str | os.PathLike[str] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
         if key is None or not key.strip():

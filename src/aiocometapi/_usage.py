@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -233,7 +234,9 @@ class UsageMeter:
 
     __slots__ = ("_models", "_prices", "_since", "_since_clock", "_total")
 
-    def __init__(self, *, prices: Prices | Mapping[str, Any] | str | None = None) -> None:
+    def __init__(
+        self, *, prices: Prices | Mapping[str, Any] | str | os.PathLike[str] | None = None
+    ) -> None:
         self._prices = Prices.of(prices)
         self._start_over()
 

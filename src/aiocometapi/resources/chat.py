@@ -172,7 +172,7 @@ def estimate_tokens(body: bytes, params: Mapping[str, Any]) -> int:
 def _estimate_parts(params: Mapping[str, Any]) -> tuple[int, int]:
     """(prompt, completion) tokens a request may use, as ``estimate_tokens`` counts them."""
     try:
-        size = len(encode_body(params, stream=False))
+        size = len(encode_body({k: v for k, v in params.items() if k != "stream"}, stream=False))
     except (TypeError, ValueError):
         size = 0  # create() raises for it; nothing is sent
     cap = params.get("max_completion_tokens") or params.get("max_tokens") or 256
