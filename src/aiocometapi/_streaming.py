@@ -197,7 +197,7 @@ class AsyncStream(Generic[ChunkT]):
                 self._sse.end()
                 raise self._incomplete("the body ended")
             try:
-                events = self._sse.feed_payloads(data)
+                events = self._sse._feed_payloads(data)
             except EventTooLargeError as exc:
                 raise StreamError(
                     str(exc), request_id=self.request_id, partial=self._partial()
