@@ -411,6 +411,7 @@ class AsyncCometAPI:
                 ) from exc
             if isinstance(result, ChatCompletion):
                 result.request_id = request_id_from_headers(reply.headers)
+                result._raw_json = reply.body  # by reference: for raw_json and extra
                 usage = result.usage
                 rate.release(
                     status=status,
