@@ -40,7 +40,7 @@ from ._tool_runner import (
     ToolRun,
     ToolRunEvent,
 )
-from ._tools import Tool, function_tool
+from ._tools import Tool, custom_tool, function_tool
 from ._transport import Timeout
 from ._version import __version__
 from .types import Adjustment
@@ -88,6 +88,7 @@ __all__ = [
     "ToolRunEvent",
     "UnprocessableEntityError",
     "__version__",
+    "custom_tool",
     "function_tool",
     "instant_retries",
     "to_strict_json_schema",
