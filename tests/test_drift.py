@@ -299,3 +299,18 @@ def test_azure_filter_results_in_an_answer() -> None:
     assert completion.prompt_filter_results == [{"prompt_index": 0, "content_filter_results": {}}]
     assert completion.choices[0].content_filter_results == {"violence": {"filtered": False}}
     assert completion.extra == {}  # decoded outside the client: no JSON kept
+
+
+def test_magistral_thinking_parts_are_reasoning() -> None:
+    """Mistral's Magistral sends content as thinking parts beside text: the text is the
+    content, the thinking the reasoning, instead of both as JSON text in content."""
+    completion = decode_json(DECODER, msgspec.json.encode(drifted({
+        (*MESSAGE, "content"): [
+            {"type": "thinking", "thinking": [{"type": "text", "text": "2+2 is "},
+                                             {"type": "text", "text": "4."}]},
+            {"type": "text", "text": "4"},
+        ],
+    })))  # fmt: skip
+    message = completion.choices[0].message
+    assert (message.content, message.reasoning) == ("4", "2+2 is 4.")
+    assert message.reasoning_text == "2+2 is 4."
