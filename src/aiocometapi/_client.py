@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -64,7 +64,7 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     except UnicodeDecodeError:
         return decode_json(decoder, body.decode("utf-8", "replace").encode())
     except msgspec.ValidationError:
-        repaired = repair(body, decoder.type, "an answer")
+        repaired = repair(body, cast("type[T]", decoder.type), "an answer")
         if repaired is None:
             raise
         return repaired

@@ -84,14 +84,8 @@ def _fix(root: Any, error: str) -> str | None:
     if got == "null":
         del parent[key]
         return f"${path}: null left out"
-    if key == "content" and got == "array" and isinstance(parent, dict):
-        split = _thinking_split(old)
-        if split is not None:  # Mistral's Magistral: thinking parts beside the text
-            parent[key], thinking = split
-            if thinking:
-                before = parent.get("reasoning")
-                parent["reasoning"] = (before if isinstance(before, str) else "") + thinking
-            return f"${path}: thinking parts read as reasoning"
+    if got == "array" and steps[-1] == "content" and _thinking_read(parent):
+        return f"${path}: thinking parts read as reasoning"
     new = _converted(old, got, set(expected.split(" | ")))
     if new is _NO_FIX:
         return None
@@ -115,6 +109,20 @@ def _converted(old: Any, got: str, expected: set[str]) -> Any:
     if "array" in expected and got == "object":
         return [old]
     return _NO_FIX
+
+
+def _thinking_read(message: Any) -> bool:
+    """Mistral's Magistral: ``message["content"]`` holds thinking parts beside text parts.
+    Make the text the content and the thinking the ``reasoning``; ``False`` if it does not."""
+    if not isinstance(message, dict):
+        return False
+    split = _thinking_split(message["content"])
+    if split is None:
+        return False
+    message["content"], thinking = split
+    before = message.get("reasoning")
+    message["reasoning"] = (before if isinstance(before, str) else "") + thinking
+    return True
 
 
 def _thinking_split(parts: list[Any]) -> tuple[str, str] | None:

@@ -265,7 +265,8 @@ class AsyncStream(Generic[ChunkT]):
         if isinstance(failure, msgspec.ValidationError):
             # A provider that drifts does so in every chunk: one log line per stream.
             what = "a stream chunk (later ones of this stream are repaired without a log line)"
-            repaired = repair(data, self._decoder.type, what, quiet=self._repaired)
+            chunk_type = cast("type[ChunkT]", self._decoder.type)
+            repaired = repair(data, chunk_type, what, quiet=self._repaired)
             if repaired is not None:
                 self._repaired = True
                 return repaired
