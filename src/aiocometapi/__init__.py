@@ -43,7 +43,7 @@ from ._tool_runner import (
     ToolRun,
     ToolRunEvent,
 )
-from ._tools import Tool, function_tool
+from ._tools import Tool, custom_tool, function_tool
 from ._version import __version__
 from .types import Adjustment
 
@@ -92,6 +92,7 @@ __all__ = [
     "ToolRunEvent",
     "UnprocessableEntityError",
     "__version__",
+    "custom_tool",
     "function_tool",
     "instant_retries",
     "to_strict_json_schema",
