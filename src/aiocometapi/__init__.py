@@ -45,7 +45,7 @@ from ._tool_runner import (
     ToolRun,
     ToolRunEvent,
 )
-from ._tools import Tool, function_tool
+from ._tools import Tool, custom_tool, function_tool
 from ._usage import UsageFigures, UsageMeter, UsageSnapshot
 from ._version import __version__
 from .types import Adjustment
@@ -101,6 +101,7 @@ __all__ = [
     "UsageMeter",
     "UsageSnapshot",
     "__version__",
+    "custom_tool",
     "function_tool",
     "instant_retries",
     "load_prices",

@@ -52,14 +52,15 @@ ChunkT = TypeVar("ChunkT", bound=ChatCompletionChunk)
 
 
 class Answer(Generic[T]):
-    """A decoded 2xx answer with its status and headers."""
+    """A decoded 2xx answer with its status, headers and the raw body it was decoded from."""
 
-    __slots__ = ("headers", "status", "value")
+    __slots__ = ("body", "headers", "status", "value")
 
-    def __init__(self, value: T, status: int, headers: Mapping[str, str]) -> None:
+    def __init__(self, value: T, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.value = value
         self.status = status
         self.headers = headers
+        self.body = body
 
     @property
     def request_id(self) -> str | None:
@@ -252,7 +253,7 @@ class Requester:
                 slot.answered(
                     status, reply.headers, tokens_used=tokens_used(value) if tokens_used else None
                 )
-                return Answer(value, status, reply.headers)
+                return Answer(value, status, reply.headers, reply.body)
 
         if call is None:
             return await _retry.run_with_retries(attempt, options.policy, label=label)

@@ -7,7 +7,7 @@ import contextlib
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -24,7 +24,7 @@ from ._exceptions import (
 )
 from ._observe import CallObserver, end_with
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
-from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
+from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject, _with_json
 
 __all__ = ["AsyncStream", "ByteSource"]
 
@@ -95,6 +95,12 @@ class AsyncStream(Generic[ChunkT]):
         """The request id the server gave, if any."""
         self.adjustments: list[Adjustment] | None = None
         """With ``compat="adapt"``, the changes made to the request; carried by ``final()``."""
+        self.keep_raw_json = False
+        """Set it to ``True`` before iterating and each chunk keeps the JSON it came as (by
+        reference): ``chunk.raw_json``, and ``chunk.extra`` for the fields the types do not
+        name. Off by default, as it costs each chunk an instance dict; it takes effect from
+        the next read of the body."""
+        self._json_decoder_: msgspec.json.Decoder[ChunkT] | None = None
         self._chunks = self._generate()
         # Clocks: one timer per stream, re-armed lazily, instead of a timeout per read.
         self._loop = asyncio.get_running_loop()
@@ -125,6 +131,7 @@ class AsyncStream(Generic[ChunkT]):
         # here yields inside a try block.
         decode = self._decoder.decode
         first = True  # no chunk has reached the caller yet
+        keep_json = False
         while not (self._finished or self._closed):
             try:
                 events = await self._refill()
@@ -143,6 +150,9 @@ class AsyncStream(Generic[ChunkT]):
                 self._abort(exc)
                 raise
             keep = self._pending.append
+            if self.keep_raw_json is not keep_json:  # looked at once per read, not per chunk
+                keep_json = self.keep_raw_json
+                decode = self._json_decoder().decode if keep_json else self._decoder.decode
             for event in events:
                 try:
                     data: bytes | str
@@ -152,6 +162,7 @@ class AsyncStream(Generic[ChunkT]):
                             continue  # "data: " alone: a keep-alive
                         if data == b"[DONE]":
                             await self._finish()
+                            self._check_finish()
                             return
                     else:
                         data = self._other_event(event)
@@ -159,16 +170,21 @@ class AsyncStream(Generic[ChunkT]):
                             continue
                         if data == "[DONE]":
                             await self._finish()
+                            self._check_finish()
                             return
                     try:
                         chunk = decode(data)
                     except DECODE_ERRORS as exc:
+                        if not data.strip():
+                            continue  # whitespace only: a keep-alive too
                         chunk = self._decode_slowly(data, exc)
-                    if not chunk.choices and chunk.usage is None:
-                        # Neither choices nor usage: perhaps {"error": {...}}, whose members
-                        # the chunk type ignores. (Searching every chunk's bytes for "error"
-                        # would cost more than decoding it.)
-                        self._check_error(data)
+                    if keep_json:
+                        chunk = self._with_json(chunk, data)
+                    if chunk.error is not None:
+                        # Wherever the chunk has it, with choices or without (OpenRouter
+                        # sends an error mid-stream beside finish_reason "error").
+                        keep(chunk)
+                        raise self._error_from(data)
                 except BaseException as exc:
                     self._abort(exc)
                     raise
@@ -179,6 +195,20 @@ class AsyncStream(Generic[ChunkT]):
                     if self._call is not None:
                         self._call.on_first_chunk()
                 yield chunk
+
+    def _json_decoder(self) -> msgspec.json.Decoder[ChunkT]:
+        decoder = self._json_decoder_
+        if decoder is None:
+            with_json = _with_json(cast("type[ChunkT]", self._decoder.type))
+            decoder = self._json_decoder_ = msgspec.json.Decoder(with_json)
+        return decoder
+
+    def _with_json(self, chunk: ChunkT, data: bytes | str) -> ChunkT:
+        with_json = cast("type[ChunkT]", self._json_decoder().type)
+        if type(chunk) is not with_json:  # a repaired chunk is a plain one
+            chunk = with_json(**msgspec.structs.asdict(chunk))
+        chunk._raw_json = data  # by reference: decoded again only if the caller asks
+        return chunk
 
     @property
     def chunks_received(self) -> int:
@@ -198,7 +228,7 @@ class AsyncStream(Generic[ChunkT]):
                 self._sse.end()
                 raise self._incomplete("the body ended")
             try:
-                events = self._sse.feed_payloads(data)
+                events = self._sse._feed_payloads(data)
             except EventTooLargeError as exc:
                 raise StreamError(
                     str(exc), request_id=self.request_id, partial=self._partial()
@@ -265,10 +295,16 @@ class AsyncStream(Generic[ChunkT]):
 
     # ------------------------------------------------------------------ errors inside the stream
 
-    def _check_error(self, data: bytes | str) -> None:
-        envelope = error_envelope(data)
-        if envelope is not None and envelope.error is not None:
-            raise self._error_from(data)
+    def _check_finish(self) -> None:
+        """A stream whose choice ended with finish_reason "error" did not end normally, even
+        without an error object (OpenRouter's mid-stream failures may come that way)."""
+        if "error" in self._accumulator.finish_reasons():
+            raise StreamError(
+                "The stream ended with finish_reason 'error': the provider failed mid-answer. "
+                "`partial` holds what arrived.",
+                request_id=self.request_id,
+                partial=self._partial(),
+            )
 
     def _error_from(self, data: bytes | str) -> StreamError:
         raw = self._redact(data)

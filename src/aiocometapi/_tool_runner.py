@@ -13,6 +13,7 @@ from ._exceptions import MaxTurnsExceededError, ToolCallError
 from ._streaming import AsyncStream
 from ._tools import Tool, function_tool
 from .types import (
+    UNSET,
     ChatCompletion,
     ChatCompletionChunk,
     Message,
@@ -168,7 +169,11 @@ class _Loop:
         return outcomes
 
     async def _call(self, call: ToolCall) -> tuple[str, Exception | None]:
-        name, arguments = call.function.name, call.function.arguments
+        if call.type == "custom" and call.custom is not UNSET:
+            # A custom tool gets the text as is; a function tool called this way, as JSON.
+            name, arguments = call.custom.name, call.custom.input
+        else:
+            name, arguments = call.function.name, call.function.arguments
         try:
             tool = self.tools.get(name)
             if tool is None:

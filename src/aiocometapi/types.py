@@ -7,11 +7,13 @@ field a provider may leave out defaults to ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
+
+from ._raw import extra_fields
 
 __all__ = [
     "Adjustment",
@@ -23,11 +25,16 @@ __all__ = [
     "Choice",
     "ChoiceDelta",
     "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallCustom",
     "ChoiceDeltaToolCallFunction",
     "ChoiceLogprobs",
     "ChunkChoice",
     "CompletionTokensDetails",
     "ContentPart",
+    "CustomCall",
+    "CustomTool",
+    "CustomToolCallParam",
+    "CustomToolDefinition",
     "DeveloperMessage",
     "ErrorObject",
     "Function",
@@ -117,18 +124,34 @@ class Function(_Response):
     arguments: str = ""
 
 
+class CustomCall(_Response):
+    """The custom tool a call invokes: its name and its free-form input (any text, not JSON)."""
+
+    name: str = ""
+    input: str = ""
+
+
 class ToolCall(_Response):
-    """A tool call the model made: the call's ``id`` (sent back in the ``ToolMessage``) and
-    the ``function`` it calls."""
+    """A tool call of an answer: ``type`` is ``"function"`` (see ``function``) or
+    ``"custom"`` (OpenAI's custom tools: see ``custom``)."""
 
     id: str = ""
     type: str = "function"
     function: Function = msgspec.field(default_factory=Function)
+    """The function called and its JSON arguments; left empty by a custom call."""
     extra_content: dict[str, Any] | UnsetType = UNSET
     """Provider data that must go back with the call unchanged: Gemini 3 puts its
     ``{"google": {"thought_signature": ...}}`` here and answers 400 to a conversation whose
     tool calls lost it. Kept from the response (streamed or not) and sent again when this
     call is part of an ``AssistantMessage``; ``UNSET`` (and not sent) when there is none."""
+    custom: CustomCall | UnsetType = UNSET
+    """A custom call's tool name and raw input; ``UNSET`` (and not sent) for a function call."""
+
+    def __post_init__(self) -> None:
+        # A call that carries a custom part and no function is a custom call, whatever
+        # the (missing, hence defaulted) type says.
+        if self.type == "function" and self.custom is not UNSET and not self.function.name:
+            self.type = "custom"
 
 
 class SystemMessage(_Request, tag_field="role", tag="system"):
@@ -153,17 +176,45 @@ class UserMessage(_Request, tag_field="role", tag="user"):
     name: str | UnsetType = UNSET
 
 
+class CustomToolCallParam(_Request, tag_field="type", tag="custom"):
+    """A custom tool call as it goes back to the API in an ``AssistantMessage``.
+
+    ``AssistantMessage`` turns a ``ToolCall`` of type ``"custom"`` into this form by itself:
+    the API takes a custom call with its ``custom`` part only, no ``function``.
+    """
+
+    id: str
+    custom: CustomCall
+
+
 class AssistantMessage(_Request, tag_field="role", tag="assistant"):
     """A turn of the model's, sent back as part of the conversation (an answer's
     ``ChatCompletionMessage`` can be sent as is: it becomes one of these)."""
 
     content: str | list[TextPart] | None = None
-    tool_calls: list[ToolCall] | UnsetType = UNSET
+    tool_calls: Sequence[ToolCall | CustomToolCallParam] | UnsetType = UNSET
+    """The calls of this turn: a ``ToolCall`` of type ``"custom"`` is sent in the custom form."""
     refusal: str | UnsetType = UNSET
     name: str | UnsetType = UNSET
     reasoning_content: str | UnsetType = UNSET
     """The reasoning behind a turn that called tools, where the provider wants it back:
     DeepSeek's thinking mode answers 400 to a tool-calling turn sent back without it."""
+
+    def __post_init__(self) -> None:
+        calls = self.tool_calls
+        if calls is not UNSET and any(_is_custom(call) for call in calls):
+            self.tool_calls = [_custom_param(call) if _is_custom(call) else call for call in calls]
+
+
+def _is_custom(call: ToolCall | CustomToolCallParam) -> bool:
+    return isinstance(call, ToolCall) and call.type == "custom"
+
+
+def _custom_param(call: ToolCall | CustomToolCallParam) -> ToolCall | CustomToolCallParam:
+    if isinstance(call, ToolCall):
+        custom = call.custom if call.custom is not UNSET else CustomCall()
+        return CustomToolCallParam(id=call.id, custom=custom)
+    return call
 
 
 class ToolMessage(_Request, tag_field="role", tag="tool"):
@@ -192,6 +243,20 @@ class FunctionTool(_Request, tag_field="type", tag="function"):
     Python function."""
 
     function: FunctionDefinition
+
+
+class CustomToolDefinition(_Request):
+    name: str
+    description: str | UnsetType = UNSET
+    format: dict[str, Any] | UnsetType = UNSET
+    """How the model writes the input: ``{"type": "text"}`` (free text, the default) or
+    ``{"type": "grammar", "grammar": {"syntax": "lark" | "regex", "definition": ...}}``."""
+
+
+class CustomTool(_Request, tag_field="type", tag="custom"):
+    """A custom tool (OpenAI): the model calls it with free-form text instead of JSON."""
+
+    custom: CustomToolDefinition
 
 
 class NamedToolChoiceFunction(_Request):
@@ -303,6 +368,18 @@ class ChatCompletionMessage(_Response):
     tool_calls: list[ToolCall] | None = None
     parsed: Any = None
     """The content decoded into the requested type, filled in by ``parse()`` only."""
+    reasoning: str | None = None
+    """Reasoning text under the name OpenRouter, vLLM, Groq and Cerebras routes give it."""
+    reasoning_details: list[dict[str, Any]] | None = None
+    """OpenRouter's structured reasoning blocks (``reasoning.text``, ``reasoning.summary``,
+    ``reasoning.encrypted``), as sent."""
+
+    @property
+    def reasoning_text(self) -> str | None:
+        """The reasoning text whichever name the provider gave it: ``reasoning_content``
+        (DeepSeek and others), else ``reasoning`` (OpenRouter, vLLM, ...); ``None`` if neither."""
+        text = self.reasoning_content
+        return text if text is not None else self.reasoning
 
     def to_message(self) -> AssistantMessage:
         """This answer as the assistant turn of a next request: content, refusal and tool
@@ -341,6 +418,8 @@ class Choice(_Response):
     message: ChatCompletionMessage = msgspec.field(default_factory=ChatCompletionMessage)
     finish_reason: str | None = None
     logprobs: ChoiceLogprobs | None = None
+    content_filter_results: dict[str, Any] | None = None
+    """Azure OpenAI's content-filter verdicts on this choice, as sent."""
 
 
 class Adjustment(Struct, frozen=True, kw_only=True):
@@ -365,8 +444,11 @@ class Adjustment(Struct, frozen=True, kw_only=True):
         return self.message
 
 
-class ChatCompletion(_Response):
-    """A chat completion: the answer to ``create()``, or a stream assembled by ``final()``."""
+class ChatCompletion(_Response, dict=True, gc=True):
+    """A chat completion: the answer to ``create()``, or ``final()`` of a stream.
+
+    Besides the fields named here, ``raw_json`` and ``extra`` reach everything the server sent.
+    """
 
     id: str = ""
     object: str = "chat.completion"
@@ -380,6 +462,27 @@ class ChatCompletion(_Response):
     """The request id the server gave (from headers, or from an error message suffix)."""
     adjustments: list[Adjustment] | None = None
     """With ``compat="adapt"``, the changes made to the request (else ``None``); not from JSON."""
+    prompt_filter_results: list[dict[str, Any]] | None = None
+    """Azure OpenAI's content-filter verdicts on the prompt, as sent."""
+
+    if TYPE_CHECKING:
+        _raw_json: bytes | str | None = None
+    else:
+        _raw_json = None  # set on the instance by the decoding code; not a field
+
+    @property
+    def raw_json(self) -> bytes | None:
+        """The JSON the server sent for this answer, kept by reference (``None`` for a
+        completion assembled from a stream, or built in code): every field, named or not."""
+        return _as_bytes(self._raw_json)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The fields of the server's JSON that these types do not name, at any depth and in
+        their place, decoded from ``raw_json`` on each access (``{}`` if none): for example
+        ``{"provider": "OpenAI", "usage": {"cost": 0.0002}, "choices": [{"native_finish_reason":
+        "stop"}]}``. A list keeps one entry per element (``{}`` where an element has none)."""
+        return extra_fields(self._raw_json, type(self))
 
 
 ParsedT = TypeVar("ParsedT")
@@ -422,6 +525,13 @@ class ChoiceDeltaToolCallFunction(_Response):
     arguments: str | None = None
 
 
+class ChoiceDeltaToolCallCustom(_Response):
+    """A fragment of a custom tool call: its name (once) and a piece of its input."""
+
+    name: str | None = None
+    input: str | None = None
+
+
 class ChoiceDeltaToolCall(_Response):
     """A fragment of a streamed tool call."""
 
@@ -432,6 +542,8 @@ class ChoiceDeltaToolCall(_Response):
     function: ChoiceDeltaToolCallFunction | None = None
     extra_content: dict[str, Any] | None = None
     """Provider data for the call (Gemini 3's thought signature); see ``ToolCall``."""
+    custom: ChoiceDeltaToolCallCustom | None = None
+    """A fragment of a custom tool call (``type == "custom"``)."""
 
 
 class ChoiceDelta(_Response):
@@ -442,6 +554,16 @@ class ChoiceDelta(_Response):
     refusal: str | None = None
     reasoning_content: str | None = None
     tool_calls: list[ChoiceDeltaToolCall] | None = None
+    reasoning: str | None = None
+    """A piece of reasoning text under the name OpenRouter, vLLM, Groq and Cerebras give it."""
+    reasoning_details: list[dict[str, Any]] | None = None
+    """OpenRouter's structured reasoning blocks in this delta, as sent."""
+
+    @property
+    def reasoning_text(self) -> str | None:
+        """This delta's reasoning text, ``reasoning_content`` or else ``reasoning``."""
+        text = self.reasoning_content
+        return text if text is not None else self.reasoning
 
 
 class ChunkChoice(_Response):
@@ -450,11 +572,20 @@ class ChunkChoice(_Response):
     index: int = 0
     delta: ChoiceDelta = msgspec.field(default_factory=ChoiceDelta)
     finish_reason: str | None = None
+    """Why the choice ended, as the provider said it, in the choice's last chunk. ``"error"``
+    (OpenRouter) ends the stream with a ``StreamError``."""
     logprobs: ChoiceLogprobs | None = None
+    content_filter_results: dict[str, Any] | None = None
+    """Azure OpenAI's content-filter verdicts on this chunk's text, as sent."""
 
 
 class ChatCompletionChunk(_Response):
-    """One chunk of a streamed completion."""
+    """One chunk of a streamed completion.
+
+    Besides the fields named here, ``raw_json`` and ``extra`` reach everything the server
+    sent, for the chunks of a stream whose ``keep_raw_json`` is on (off by default: keeping
+    each chunk's bytes costs a little on every chunk).
+    """
 
     id: str = ""
     object: str = "chat.completion.chunk"
@@ -465,6 +596,55 @@ class ChatCompletionChunk(_Response):
     """Set on the last chunk (``choices == []``) when ``stream_options.include_usage`` is on."""
     system_fingerprint: str | None = None
     service_tier: str | None = None
+    error: ErrorObject | str | None = None
+    """An error the server reported inside the stream; the stream raises ``StreamError`` on
+    such a chunk, so iterating code never sees it set."""
+    prompt_filter_results: list[dict[str, Any]] | None = None
+    """Azure OpenAI's content-filter verdicts on the prompt (in its first chunk), as sent."""
+
+    if TYPE_CHECKING:
+        _raw_json: bytes | str | None = None
+    else:
+        _raw_json = None  # set on the instance by the stream (keep_raw_json); not a field
+
+    @property
+    def raw_json(self) -> bytes | None:
+        """This chunk's JSON as the server sent it (the event's data), kept by reference when
+        the stream's ``keep_raw_json`` is on; else ``None``."""
+        return _as_bytes(self._raw_json)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The fields of this chunk's JSON that these types do not name, at any depth and in
+        their place, decoded from ``raw_json`` on each access (``{}`` if none, or if the stream
+        did not keep the JSON); see ``ChatCompletion.extra``."""
+        return extra_fields(self._raw_json, type(self))
+
+
+class _ChunkWithJSON(ChatCompletionChunk, dict=True, gc=True):
+    """What a stream with ``keep_raw_json`` yields: a chunk able to hold its JSON. (Plain chunks
+    cannot: an instance dict on every chunk would cost each stream ~20% more CPU per chunk.)"""
+
+    def __repr__(self) -> str:
+        return "ChatCompletionChunk" + super().__repr__()[len("_ChunkWithJSON") :]
+
+
+_WITH_JSON: dict[type[Any], type[Any]] = {ChatCompletionChunk: _ChunkWithJSON}
+
+
+_T = TypeVar("_T")
+
+
+def _with_json(tp: type[_T]) -> type[_T]:
+    """The subclass of the chunk type ``tp`` whose instances can hold their JSON."""
+    found = _WITH_JSON.get(tp)
+    if found is None:
+        found = _WITH_JSON[tp] = type(f"{tp.__name__}WithJSON", (tp,), {}, dict=True, gc=True)
+    return cast("type[_T]", found)
+
+
+def _as_bytes(raw: bytes | str | None) -> bytes | None:
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
 
 
 # --------------------------------------------------------------------------- errors and models

@@ -29,6 +29,7 @@ from ..types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
+    CustomTool,
     FunctionTool,
     Message,
     NamedToolChoice,
@@ -89,7 +90,7 @@ class _ResponseFormatParam(TypedDict, total=False):
 
 
 class _ToolsParam(TypedDict, total=False):
-    tools: Sequence[FunctionTool | dict[str, Any]]
+    tools: Sequence[FunctionTool | CustomTool | dict[str, Any]]
 
 
 class CompletionParams(_RequestParams, _ResponseFormatParam, _ToolsParam, total=False):
@@ -262,6 +263,7 @@ class Completions:
         )
         completion = answer.value
         completion.request_id = answer.request_id
+        completion._raw_json = answer.body  # by reference: read only by raw_json and extra
         if adjustments is not None:
             completion.adjustments = adjustments
         if call is not None:
@@ -341,6 +343,7 @@ class Completions:
         Args:
             tools: Typed functions (sync ones run in a worker thread) or ``Tool`` objects
                 from ``function_tool``. Arguments are decoded into the parameter types first.
+                A ``custom_tool`` gets the model's free-form text as it is.
             max_turns: Model calls at most.
             tool_errors: ``"send"``: a tool that raises, bad arguments or an unknown tool name
                 send ``"Error: <type>: <message>"`` back to the model as the call's result;
