@@ -163,3 +163,30 @@ def test_importing_the_package_imports_no_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_a_recorded_stream_counts_its_reasoning_and_cached_tokens() -> None:
+    """A real xAI stream's usage chunk (recorded in the conformance corpus) reaches the meter."""
+    from pathlib import Path
+
+    from rawserver import LAST_CHUNK, Conn, RawServer, chunk, sse_head
+
+    # vercel/ai packages/xai/src/__fixtures__/xai-text.chunks.txt at ed857f50 (see its .json).
+    body = (Path(__file__).parent / "conformance/streams/vercel-ai-xai-text.sse").read_bytes()
+
+    async def script(conn: Conn) -> None:
+        if await conn.request() is not None:
+            await conn.send(sse_head())
+            await conn.send(chunk(body))
+            await conn.send(LAST_CHUNK)
+        await conn.wait(5)
+
+    async with RawServer(then=script) as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url, max_retries=0
+    ) as client:
+        stream = await client.chat.completions.create(model="grok-3-mini", messages=HI, stream=True)
+        async with stream:
+            await stream.final()
+        figures = client.usage.snapshot().by_model["grok-3-mini"]
+    assert (figures.prompt_tokens, figures.completion_tokens, figures.total_tokens) == (12, 1, 303)
+    assert (figures.reasoning_tokens, figures.cached_tokens) == (290, 11)

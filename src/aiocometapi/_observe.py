@@ -48,11 +48,11 @@ class CallObserver(Protocol):
 
 
 class Observer(Protocol):
-    """Starts a ``CallObserver`` for each call a client makes."""
+    """Starts a ``CallObserver`` for each call a client makes (``None``: not this one)."""
 
     def on_start(
         self, model: str, params: Mapping[str, Any], *, stream: bool, base_url: str
-    ) -> CallObserver: ...
+    ) -> CallObserver | None: ...
 
 
 _observers: tuple[Observer, ...] = ()
@@ -124,7 +124,14 @@ def start_call(
             return None
         return own.on_start(model, params, stream=stream, base_url=base_url)
     every = extra if own is None else (own, *extra)
-    return _Calls(tuple(o.on_start(model, params, stream=stream, base_url=base_url) for o in every))
+    calls = tuple(
+        call
+        for o in every
+        if (call := o.on_start(model, params, stream=stream, base_url=base_url)) is not None
+    )
+    if len(calls) > 1:
+        return _Calls(calls)
+    return calls[0] if calls else None
 
 
 def end_with(call: CallObserver, exc: BaseException) -> None:

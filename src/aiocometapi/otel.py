@@ -85,31 +85,6 @@ class _Instruments:
         )
 
 
-class _Idle:
-    """The call observer used while no tracer or meter provider is configured: does nothing."""
-
-    __slots__ = ()
-
-    def on_attempt(self) -> None:
-        pass
-
-    def on_status(self, status: int) -> None:
-        pass
-
-    def on_first_chunk(self) -> None:
-        pass
-
-    def on_answer(self, completion: ChatCompletion) -> None:
-        pass
-
-    def on_error(self, exc: BaseException) -> None:
-        pass
-
-    def on_left(self) -> None:
-        pass
-
-
-_IDLE = _Idle()
 _NO_TRACING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _NO_METRICS = (_ProxyMeterProvider, metrics.NoOpMeterProvider)
 
@@ -157,10 +132,10 @@ class _Observer:
 
     def on_start(
         self, model: str, params: Mapping[str, Any], *, stream: bool, base_url: str
-    ) -> _Call | _Idle:
+    ) -> _Call | None:
         instruments = self._current()
         if instruments is None:
-            return _IDLE
+            return None  # the call goes unobserved: no span, nothing measured
         common: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": PROVIDER_NAME,

@@ -167,3 +167,18 @@ async def check_structured_and_tools(client: AsyncCometAPI, flag: bool) -> None:
             assert_type(result, FanOutResult)
             if result.completion is not None:
                 assert_type(result.completion, ChatCompletion)
+
+
+async def check_usage(client: AsyncCometAPI, completion: ChatCompletion) -> None:
+    from aiocometapi import UsageFigures, UsageSnapshot
+
+    snap = client.usage.snapshot()
+    assert_type(snap, UsageSnapshot)
+    assert_type(snap.total.total_tokens, int)
+    assert_type(snap.by_model["gpt-5.4-mini"], UsageFigures)
+    assert_type(snap.total.cost, float | None)
+    assert_type(client.usage.cost(completion), float | None)
+    results = client.chat.completions.fan_out([], max_tokens_total=1000, max_cost=2.5)
+    async for result in results:
+        assert_type(result, FanOutResult)
+    AsyncCometAPI(prices={"gpt-5.4-mini": {"input": 0.2, "cached_input": 0.02, "output": 0.8}})
