@@ -14,7 +14,7 @@ import pytest
 from aiocometapi.testing import MockServer
 from conftest import FAKE_KEY
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
 

@@ -1,8 +1,7 @@
 """Soak: thousands of mixed requests through one client; pool, fds, memory and outcomes checked.
 
-    python benchmarks/soak.py                     # the full form: 20,000 requests
-    python benchmarks/soak.py --requests 2000     # a shorter one
-    python benchmarks/soak.py --instant-retries   # retry waits take no time (as in the tests)
+The driver, ``soak()``: tests/integration/test_soak.py runs it in its CI form (1,200 requests),
+and ``python benchmarks/soak.py`` runs the full form (20,000) by hand.
 
 One ``AsyncCometAPI(max_connections=20)`` against one in-process ``MockServer`` that injects
 500s, dropped connections and slow replies. Each operation, picked by a seeded RNG, is one of:
@@ -13,20 +12,15 @@ few ms. Checked at the end: the pool never went over its limit, every request ha
 outcome (a success, a documented error, or a cancellation), no other exception escaped, file
 descriptors are back to where they started, and memory allocated after the warm-up and still
 alive at the end is small. Exit status 1 if a check fails.
-
-The driver, ``soak()``, lives here so that this script runs without pytest; tests/test_soak.py
-loads this file and runs the same driver with fewer requests in CI.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
 import os
 import random
-import sys
 import time
 import traceback
 import tracemalloc
@@ -489,7 +483,8 @@ async def _sample(
 ) -> None:
     excess_since: float | None = None
     while True:
-        in_use, idle = client._transport.pool()
+        pool = client.pool_state()
+        in_use, idle = pool.in_use, pool.idle
         held = in_use + idle
         seen = server.open_connections
         report.max_in_use = max(report.max_in_use, in_use)
@@ -520,8 +515,8 @@ async def _settle(client: AsyncCometAPI, server: MockServer, seconds: float = 5.
     """Wait until no connection is checked out and the server holds only the idle ones."""
     with anyio.move_on_after(seconds):
         while True:
-            in_use, idle = client._transport.pool()
-            if not in_use and server.open_connections <= idle:
+            pool = client.pool_state()
+            if not pool.in_use and server.open_connections <= pool.idle:
                 return
             await anyio.sleep(0.01)
 
@@ -595,7 +590,8 @@ async def soak(
                         )
                         await _settle(client, server)
                         group.cancel_scope.cancel()
-                    report.in_use_after, report.idle_after = client._transport.pool()
+                    pool = client.pool_state()
+                    report.in_use_after, report.idle_after = pool.in_use, pool.idle
                     report.server_open_after = server.open_connections
                     report.rate_in_flight_after = client.rate_state().in_flight
                     for _ in range(3):
@@ -624,45 +620,3 @@ async def soak(
     report.tasks_after = len(asyncio.all_tasks())
     report.rss_after = rss()
     return report
-
-
-# --------------------------------------------------------------------------- the script
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    defaults = SoakConfig()
-    parser.add_argument("--requests", type=int, default=defaults.requests)
-    parser.add_argument("--max-connections", type=int, default=defaults.max_connections)
-    parser.add_argument("--workers", type=int, default=defaults.workers)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--instant-retries", action="store_true", help="retry waits take no time"
-    )
-    args = parser.parse_args(argv)
-    config = SoakConfig(
-        requests=args.requests,
-        max_connections=args.max_connections,
-        workers=args.workers,
-        seed=args.seed,
-        instant_retries=args.instant_retries,
-    )
-
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    report = asyncio.run(soak(config, progress))
-    print(f"# Soak: {config.requests} requests, seed {config.seed}, "
-          f"{config.workers} workers, max_connections={config.max_connections}, "
-          f"fail/drop/slow rates {config.fail_rate}/{config.drop_rate}/{config.slow_rate}, "
-          f"{'instant' if config.instant_retries else 'real'} retry waits\n")
-    print(report.table())
-    problems = report.problems()
-    for line in report.unexpected:
-        print("\nunexpected:", line, file=sys.stderr)
-    print("\n" + ("PASS" if not problems else "FAIL: " + "; ".join(problems)))
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
