@@ -47,8 +47,8 @@ async def settle(client: AsyncCometAPI, server: MockServer, baseline: int) -> No
     """Wait (2 s at most) until no task is left over and only idle pooled connections remain."""
     with anyio.fail_after(2):
         while (
-            client._transport.pool()[0]
-            or server.open_connections > client._transport.pool()[1]
+            client.pool_state().in_use
+            or server.open_connections > client.pool_state().idle
             or client_tasks() > baseline
         ):
             await anyio.sleep(0.01)
@@ -153,7 +153,7 @@ async def test_break_cancels_in_flight(client: AsyncCometAPI, server: MockServer
         server.clear()
         async for _ in results:
             break
-    assert client._transport.pool()[0] == 0
+    assert client.pool_state().in_use == 0
     await settle(client, server, baseline)
 
 
@@ -178,7 +178,7 @@ async def test_consumer_cancellation(client: AsyncCometAPI, server: MockServer) 
         async for _ in client.chat.completions.fan_out(requests(20), concurrency=20):
             seen += 1
     assert seen == 0
-    assert client._transport.pool()[0] == 0
+    assert client.pool_state().in_use == 0
     await settle(client, server, baseline)
 
 
