@@ -311,12 +311,7 @@ def print_table(case: Case, pool: int | None, runs: dict[str, list[Outcome]]) ->
             _figure(outcomes, lambda o: goodput(o, case)).show(_percent),
             _figure(outcomes, lambda o: o.rate_limited).show(lambda v: f"{v:,.0f}"),
             _figure(outcomes, per_completed).show(lambda v: f"{v:.2f}"),
-            failed.show(lambda v: f"{v:,.0f}")
-            + (
-                " (" + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common()) + " in all)"
-                if kinds
-                else ""
-            ),
+            failed.show(lambda v: f"{v:,.0f}") + _kinds(kinds, len(outcomes)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     ours = runs.get("aiocometapi")
@@ -337,6 +332,14 @@ def print_table(case: Case, pool: int | None, runs: dict[str, list[Outcome]]) ->
     lines.append("")
     print("\n".join(lines), flush=True)
     return lines
+
+
+def _kinds(kinds: collections.Counter[str], runs: int) -> str:
+    """The error types of the failures, summed over every run."""
+    if not kinds:
+        return ""
+    over = f"over {runs} runs: " if runs > 1 else ""
+    return " (" + over + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common()) + ")"
 
 
 def _two(value: float) -> str:
