@@ -280,7 +280,8 @@ async def test_keep_raw_json_reaches_every_field(client: AsyncCometAPI, server: 
     ]
     assert chunks[0].extra == {"provider": "OpenAI", "choices": [{"native_finish_reason": None}]}
     assert chunks[2].extra == {"provider": "OpenAI", "usage": {
-        "cost": 0.00012, "cost_details": {"upstream_inference_cost": None}}}
+        "cost_details": {"upstream_inference_cost": None}}}
+    assert chunks[2].usage is not None and chunks[2].usage.cost == 0.00012
     assert isinstance(chunks[0], ChatCompletionChunk)
     assert repr(chunks[0]).startswith("ChatCompletionChunk(")
     assert completion.choices[0].message.content == "a"

@@ -246,6 +246,8 @@ class FunctionTool(_Request, tag_field="type", tag="function"):
 
 
 class CustomToolDefinition(_Request):
+    """What a ``CustomTool`` declares: its name, what it is for, and how its input is written."""
+
     name: str
     description: str | UnsetType = UNSET
     format: dict[str, Any] | UnsetType = UNSET

@@ -20,6 +20,7 @@ from .._compat import check, streams_usage
 from .._config import CALL_OPTIONS, CallOptions
 from .._fanout import FanOutResult, fan_out
 from .._parsed_stream import ParsedAsyncStream
+from .._raw import keep_raw_json
 from .._requester import Requester
 from .._streaming import AsyncStream
 from .._structured import parse_completion, response_format_for
@@ -263,7 +264,7 @@ class Completions:
         )
         completion = answer.value
         completion.request_id = answer.request_id
-        completion._raw_json = answer.body  # by reference: read only by raw_json and extra
+        keep_raw_json(completion, answer.body)
         if adjustments is not None:
             completion.adjustments = adjustments
         if call is not None:

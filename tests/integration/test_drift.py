@@ -249,7 +249,8 @@ class Values(msgspec.Struct):
 
 async def test_answer_keeps_every_field(client: AsyncCometAPI, server: MockServer) -> None:
     """An answer's JSON is kept: `extra` holds what the types do not name (OpenRouter's
-    provider, cost and native_finish_reason here), and `raw_json` all of it."""
+    provider and native_finish_reason here; its cost is typed, `usage.cost`), and `raw_json`
+    all of it."""
     answer = drifted({})
     answer["provider"] = "Anthropic"
     answer["usage"]["cost"] = 0.0021
@@ -257,9 +258,9 @@ async def test_answer_keeps_every_field(client: AsyncCometAPI, server: MockServe
     server.reply_json(answer)
     completion = await client.chat.completions.create(model=MODEL, messages=[user("x")])
     assert completion.extra == {
-        "provider": "Anthropic", "usage": {"cost": 0.0021},
-        "choices": [{"native_finish_reason": "end_turn"}],
+        "provider": "Anthropic", "choices": [{"native_finish_reason": "end_turn"}],
     }  # fmt: skip
+    assert completion.usage is not None and completion.usage.cost == 0.0021
     assert json.loads(completion.raw_json or b"null") == answer
     encoded = msgspec.json.decode(msgspec.json.encode(completion))
     assert set(encoded) == set(ChatCompletion.__struct_fields__)  # the JSON kept is no field

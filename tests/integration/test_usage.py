@@ -172,7 +172,7 @@ async def test_a_recorded_stream_counts_its_reasoning_and_cached_tokens() -> Non
     from rawserver import LAST_CHUNK, Conn, RawServer, chunk, sse_head
 
     # vercel/ai packages/xai/src/__fixtures__/xai-text.chunks.txt at ed857f50 (see its .json).
-    body = (Path(__file__).parent / "conformance/streams/vercel-ai-xai-text.sse").read_bytes()
+    body = (Path(__file__).parents[1] / "conformance/streams/vercel-ai-xai-text.sse").read_bytes()
 
     async def script(conn: Conn) -> None:
         if await conn.request() is not None:
