@@ -190,3 +190,36 @@ async def test_a_recorded_stream_counts_its_reasoning_and_cached_tokens() -> Non
         figures = client.usage.snapshot().by_model["grok-3-mini"]
     assert (figures.prompt_tokens, figures.completion_tokens, figures.total_tokens) == (12, 1, 303)
     assert (figures.reasoning_tokens, figures.cached_tokens) == (290, 11)
+
+
+async def test_a_stream_reopened_before_its_first_chunk_counts_one_call(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """A stream cut before its first chunk and sent again is one call with one retry."""
+    from aiocometapi.testing import Drop
+
+    server.reply_stream([Drop()], done=False)
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    async with stream:
+        completion = await stream.final()
+    assert completion.usage is not None
+    total = client.usage.snapshot().total
+    assert (total.requests, total.answered, total.retries) == (1, 1, 1)
+    assert total.total_tokens == completion.usage.total_tokens
+
+
+async def test_a_stream_whose_reopening_fails_counts_as_failed(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """A stream cut before its first chunk whose second try is refused ends the call as failed."""
+    from aiocometapi.testing import Drop
+
+    server.reply_stream([Drop()], done=False)
+    server.reply_error(400, "bad", type="invalid_request_error")
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    with pytest.raises(BadRequestError):
+        async with stream:
+            await stream.final()
+    total = client.usage.snapshot().total
+    assert (total.requests, total.answered, total.failed, total.retries) == (1, 0, 1, 1)
+    assert total.errors == {"BadRequestError": 1}
