@@ -223,3 +223,16 @@ async def test_a_stream_whose_reopening_fails_counts_as_failed(
     total = client.usage.snapshot().total
     assert (total.requests, total.answered, total.failed, total.retries) == (1, 0, 1, 1)
     assert total.errors == {"BadRequestError": 1}
+
+
+async def test_a_cancelled_call_counts_as_left_not_failed(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """A call the caller cancels while it waits for its answer is counted as left."""
+    import anyio
+
+    server.reply_error(500, "slow", delay=5.0)  # never reached: the call is cancelled first
+    with anyio.move_on_after(0.3):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    total = client.usage.snapshot().total
+    assert (total.requests, total.answered, total.failed, total.left) == (1, 0, 0, 1)
