@@ -7,11 +7,13 @@ field a provider may leave out defaults to ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Collection, Iterator
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
+
+from . import _dump
 
 __all__ = [
     "Adjustment",
@@ -67,7 +69,116 @@ class _Request(Struct, kw_only=True, omit_defaults=True):
 
 
 class _Response(Struct, kw_only=True, gc=False):
-    """Base of the response-side Structs (unknown fields are ignored by msgspec)."""
+    """Base of the response-side Structs (unknown fields are ignored by msgspec).
+
+    Each has ``to_dict()`` / ``to_json()`` as in the openai package, and ``model_dump()`` /
+    ``model_dump_json()`` with pydantic's defaults, so code written for either runs as is.
+    msgspec does not record which members the JSON held: a field whose default is ``None``
+    counts as not sent when it is ``None`` (a ``null`` from the server reads the same), and
+    every other field counts as sent. Fields the SDK fills in (``request_id``,
+    ``adjustments``) are not part of the output.
+    """
+
+    _sdk_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(
+        self,
+        *,
+        mode: Literal["json", "python"] = "python",
+        use_api_names: bool = True,
+        exclude_unset: bool = True,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> dict[str, Any]:
+        """This object as a dict, as the server sent it: ``json.dumps()`` takes it as is.
+
+        Args:
+            mode: ``"json"`` turns any value JSON lacks (a ``datetime`` in a parsed answer)
+                into its JSON form; ``"python"`` keeps it.
+            use_api_names: Keys as the API names them (they are the field names here).
+            exclude_unset: Leave out fields the server did not send (default ``True``).
+            exclude_defaults: Leave out fields equal to their default.
+            exclude_none: Leave out every field that is ``None``.
+        """
+        return _dump.dump(
+            self,
+            mode=mode,
+            by_alias=use_api_names,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
+
+    def to_json(
+        self,
+        *,
+        indent: int | None = 2,
+        use_api_names: bool = True,
+        exclude_unset: bool = True,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> str:
+        """This object as JSON text, indented by ``indent`` spaces (``None``: compact).
+
+        The other arguments are ``to_dict()``'s.
+        """
+        return _dump.dump_json(
+            self,
+            indent=indent,
+            by_alias=use_api_names,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
+
+    def model_dump(
+        self,
+        *,
+        mode: Literal["json", "python"] = "python",
+        include: Collection[str] | None = None,
+        exclude: Collection[str] | None = None,
+        by_alias: bool = False,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> dict[str, Any]:
+        """pydantic's name for ``to_dict()``, with pydantic's defaults (every field included).
+
+        ``include`` / ``exclude`` take sets of top-level field names.
+        """
+        return _dump.dump(
+            self,
+            mode=mode,
+            by_alias=by_alias,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+            include=include,
+            exclude=exclude,
+        )
+
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        include: Collection[str] | None = None,
+        exclude: Collection[str] | None = None,
+        by_alias: bool = False,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> str:
+        """pydantic's name for ``to_json()``, with pydantic's defaults (compact, every field)."""
+        return _dump.dump_json(
+            self,
+            indent=indent,
+            by_alias=by_alias,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+            include=include,
+            exclude=exclude,
+        )
 
 
 # --------------------------------------------------------------------------- request content
@@ -305,6 +416,8 @@ class Adjustment(Struct, frozen=True, kw_only=True):
 
 
 class ChatCompletion(_Response):
+    _sdk_fields: ClassVar[frozenset[str]] = frozenset({"request_id", "adjustments"})
+
     id: str = ""
     object: str = "chat.completion"
     created: int | None = None
@@ -317,6 +430,11 @@ class ChatCompletion(_Response):
     """The request id the server gave (from headers, or from an error message suffix)."""
     adjustments: list[Adjustment] | None = None
     """With ``compat="adapt"``, the changes made to the request (else ``None``); not from JSON."""
+
+    @property
+    def _request_id(self) -> str | None:
+        """``request_id`` under the openai package's name for it (public there too)."""
+        return self.request_id
 
 
 ParsedT = TypeVar("ParsedT")
