@@ -14,10 +14,25 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from . import _dump
+from ._params import (
+    AudioParam,
+    FunctionCallOption,
+    ModerationParam,
+    PredictionParam,
+    PromptCacheOptions,
+    ReasoningEffort,
+    ServiceTier,
+    Verbosity,
+    VoiceID,
+    WebSearchLocation,
+    WebSearchOptions,
+    WebSearchUserLocation,
+)
 
 __all__ = [
     "Adjustment",
     "AssistantMessage",
+    "AudioParam",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
@@ -33,6 +48,7 @@ __all__ = [
     "DeveloperMessage",
     "ErrorObject",
     "Function",
+    "FunctionCallOption",
     "FunctionDefinition",
     "FunctionTool",
     "ImageURL",
@@ -43,15 +59,20 @@ __all__ = [
     "Message",
     "Model",
     "ModelList",
+    "ModerationParam",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
     "ParsedChatCompletion",
     "ParsedChatCompletionMessage",
     "ParsedChoice",
+    "PredictionParam",
+    "PromptCacheOptions",
     "PromptTokensDetails",
+    "ReasoningEffort",
     "ResponseFormatJSONObject",
     "ResponseFormatJSONSchema",
     "ResponseFormatText",
+    "ServiceTier",
     "StreamOptions",
     "SystemMessage",
     "TextPart",
@@ -61,6 +82,11 @@ __all__ = [
     "UNSET",
     "Usage",
     "UserMessage",
+    "Verbosity",
+    "VoiceID",
+    "WebSearchLocation",
+    "WebSearchOptions",
+    "WebSearchUserLocation",
 ]
 
 
@@ -303,6 +329,7 @@ class ResponseFormatJSONSchema(_Request, tag_field="type", tag="json_schema"):
 
 class StreamOptions(_Request):
     include_usage: bool | UnsetType = UNSET
+    include_obfuscation: bool | UnsetType = UNSET
 
 
 # --------------------------------------------------------------------------- responses

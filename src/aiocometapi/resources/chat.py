@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import (
     AsyncGenerator,
@@ -17,6 +18,17 @@ import msgspec
 
 from .._compat import Mode, check
 from .._fanout import FanOutResult, fan_out
+from .._params import (
+    AudioParam,
+    FunctionCallOption,
+    ModerationParam,
+    PredictionParam,
+    PromptCacheOptions,
+    ReasoningEffort,
+    ServiceTier,
+    Verbosity,
+    WebSearchOptions,
+)
 from .._streaming import AsyncStream
 from .._structured import ParsedAsyncStream, parse_completion, response_format_for
 from .._tool_runner import ToolErrors, ToolRun, ToolRunEvent, run_tools, run_tools_stream
@@ -26,6 +38,7 @@ from ..types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
+    FunctionDefinition,
     FunctionTool,
     Message,
     NamedToolChoice,
@@ -57,29 +70,45 @@ __all__ = [
 
 class _RequestParams(TypedDict, total=False):
     """The body parameters besides ``response_format`` and ``tools``, which parse() and
-    run_tools() take in another form."""
+    run_tools() take in another form. Every parameter of OpenAI's chat-completions reference
+    (as openai-python's ``completion_create_params.py`` lists it) has a name here."""
 
     model: Required[str]
     messages: Required[Sequence[Message]]
-    temperature: float
-    top_p: float
-    n: int
-    stop: str | list[str]
-    max_tokens: int
-    max_completion_tokens: int
-    presence_penalty: float
+    audio: AudioParam
     frequency_penalty: float
+    function_call: Literal["none", "auto"] | FunctionCallOption
+    """Deprecated by OpenAI in favour of ``tool_choice``."""
+    functions: Sequence[FunctionDefinition | dict[str, Any]]
+    """Deprecated by OpenAI in favour of ``tools``."""
     logit_bias: dict[str, int]
-    user: str
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | dict[str, Any]
-    parallel_tool_calls: bool
     logprobs: bool
-    top_logprobs: int
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | str
-    seed: int
-    service_tier: str
-    stream_options: StreamOptions | dict[str, Any]
+    max_completion_tokens: int
+    max_tokens: int
     metadata: dict[str, str]
+    modalities: Sequence[Literal["text", "audio"]]
+    moderation: ModerationParam
+    n: int
+    parallel_tool_calls: bool
+    prediction: PredictionParam
+    presence_penalty: float
+    prompt_cache_key: str
+    prompt_cache_options: PromptCacheOptions
+    prompt_cache_retention: Literal["in_memory", "24h"]
+    reasoning_effort: ReasoningEffort | str
+    safety_identifier: str
+    seed: int
+    service_tier: ServiceTier | str
+    stop: str | list[str]
+    store: bool
+    stream_options: StreamOptions | dict[str, Any]
+    temperature: float
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | dict[str, Any]
+    top_logprobs: int
+    top_p: float
+    user: str
+    verbosity: Verbosity
+    web_search_options: WebSearchOptions
 
 
 class _ResponseFormatParam(TypedDict, total=False):
@@ -141,7 +170,7 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
     """
     unknown = params.keys() - _ALL_KEYS
     if unknown:
-        raise TypeError(f"create() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        raise _unknown_parameters(sorted(unknown))
     model = params.get("model")
     messages = params.get("messages")
     if model is None or messages is None:
@@ -171,6 +200,27 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
         return _encoder.encode(body)
     except (TypeError, msgspec.EncodeError) as exc:
         raise TypeError(f"create() parameters cannot be encoded as JSON: {exc}") from exc
+
+
+def _unknown_parameters(names: list[str]) -> TypeError:
+    """The error for parameters OpenAI's chat-completions reference does not have."""
+    many = len(names) > 1
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, _ALL_KEYS | {"stream"}, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{name!r}: did you mean {close[0]!r}?" if many else
+                         f"did you mean {close[0]!r}?")
+    what = (
+        f"unexpected keyword arguments {', '.join(map(repr, names))}"
+        if many else f"an unexpected keyword argument {names[0]!r}"
+    )
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    extra = ", ".join(f"{name!r}: ..." for name in names)
+    return TypeError(
+        f"create() got {what}{hint}: not in OpenAI's chat-completions reference. A provider's "
+        f"own parameters go in extra_body: create(..., extra_body={{{extra}}})."
+    )
 
 
 def estimate_tokens(body: bytes, params: Mapping[str, Any]) -> int:
