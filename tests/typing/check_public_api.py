@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import msgspec
 from typing_extensions import assert_type
@@ -141,3 +142,34 @@ async def check_structured_and_tools(client: AsyncCometAPI, flag: bool) -> None:
             assert_type(result, FanOutResult)
             if result.completion is not None:
                 assert_type(result.completion, ChatCompletion)
+
+
+async def check_openai_shapes(client: AsyncCometAPI) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    completion = await client.chat.completions.create(
+        model="gpt-5.4-mini",
+        messages=messages,
+        store=True,
+        metadata={"k": "v"},
+        verbosity="low",
+        modalities=["text", "audio"],
+        audio={"voice": "alloy", "format": "wav"},
+        prediction={"type": "content", "content": "x"},
+        web_search_options={"search_context_size": "low"},
+        prompt_cache_key="k",
+        safety_identifier="s",
+        service_tier="flex",
+        reasoning_effort="xhigh",
+    )
+    await client.chat.completions.create(
+        model="m", messages=messages, verbosity="loud"  # type: ignore[call-overload]
+    )
+    assert_type(completion.to_dict(), dict[str, Any])
+    assert_type(completion.to_json(indent=None), str)
+    assert_type(completion.model_dump(exclude_none=True), dict[str, Any])
+    assert_type(completion.model_dump_json(), str)
+    assert_type(completion._request_id, str | None)
+    assert_type(completion.choices[0].message.to_dict(mode="json"), dict[str, Any])
+    async for model in client.models.list():
+        assert_type(model, Model)
+    assert_type((await client.models.list()).data, list[Model])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import msgspec
@@ -12,10 +13,30 @@ from ..types import Model, ModelList
 if TYPE_CHECKING:
     from .._client import AsyncCometAPI
 
-__all__ = ["Models"]
+__all__ = ["ModelListRequest", "Models"]
 
 _decoder = msgspec.json.Decoder(ModelList)
 _model_decoder = msgspec.json.Decoder(Model)
+
+
+class ModelListRequest:
+    """What ``client.models.list()`` returns: ``await`` it for the ``ModelList``, or
+    ``async for`` over it for each ``Model``, as with the openai package's paginators.
+
+    Nothing is sent until it is awaited or iterated; each of those sends ``GET /models``.
+    """
+
+    __slots__ = ("_fetch",)
+
+    def __init__(self, fetch: Callable[[], Awaitable[ModelList]]) -> None:
+        self._fetch = fetch
+
+    def __await__(self) -> Generator[Any, None, ModelList]:
+        return self._fetch().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[Model]:
+        for model in await self._fetch():
+            yield model
 
 
 class Models:
@@ -24,8 +45,15 @@ class Models:
     def __init__(self, client: AsyncCometAPI) -> None:
         self._client = client
 
-    async def list(self) -> ModelList:
-        """``GET /models``: every model id the gateway serves (iterate the result, or ``.data``)."""
+    def list(self) -> ModelListRequest:
+        """``GET /models``: every model id the gateway serves.
+
+        ``await client.models.list()`` gives a ``ModelList`` (iterate it, or ``.data``);
+        ``async for model in client.models.list()`` gives each ``Model``.
+        """
+        return ModelListRequest(self._list)
+
+    async def _list(self) -> ModelList:
         client = self._client
         client._check_open()
         return await client._request(
