@@ -32,6 +32,8 @@ from ._ratelimit import RateState
 from ._retry import RetryPolicy, instant_retries
 from ._streaming import AsyncStream
 from ._structured import ParsedAsyncStream, to_strict_json_schema
+from ._sync import CometAPI
+from ._sync_streams import ParsedStream, Stream
 from ._tool_runner import (
     RunCompleted,
     TextDelta,
@@ -58,6 +60,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "CometAPI",
     "CometAPIError",
     "CompatibilityError",
     "CompatibilityWarning",
@@ -71,11 +74,13 @@ __all__ = [
     "MaxTurnsExceededError",
     "NotFoundError",
     "ParsedAsyncStream",
+    "ParsedStream",
     "PermissionDeniedError",
     "RateLimitError",
     "RateState",
     "RetryPolicy",
     "RunCompleted",
+    "Stream",
     "StreamError",
     "TextDelta",
     "Timeout",

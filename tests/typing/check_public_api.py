@@ -12,8 +12,11 @@ from aiocometapi import (
     Adjustment,
     AsyncCometAPI,
     AsyncStream,
+    CometAPI,
     FanOutResult,
     ParsedAsyncStream,
+    ParsedStream,
+    Stream,
     TextDelta,
     Timeout,
     ToolRun,
@@ -173,3 +176,50 @@ async def check_openai_shapes(client: AsyncCometAPI) -> None:
     async for model in client.models.list():
         assert_type(model, Model)
     assert_type((await client.models.list()).data, list[Model])
+
+
+def check_sync_client(client: CometAPI, flag: bool) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    assert_type(client.chat.completions.create(model="m", messages=messages), ChatCompletion)
+    stream = client.chat.completions.create(model="m", messages=messages, stream=True)
+    assert_type(stream, Stream[ChatCompletionChunk])
+    with stream:
+        for chunk in stream:
+            assert_type(chunk, ChatCompletionChunk)
+        for text in stream.text():
+            assert_type(text, str)
+        assert_type(stream.final(), ChatCompletion)
+        assert_type(stream.request_id, str | None)
+    either = client.chat.completions.create(model="m", messages=messages, stream=flag)
+    assert_type(either, ChatCompletion | Stream[ChatCompletionChunk])
+    client.chat.completions.create(
+        model="m", messages=messages, verbosity="low", timeout=Timeout(total=5), max_retries=0
+    )
+    client.chat.completions.create(model="m", messages=messages, temprature=1)  # type: ignore[call-overload]
+    parsed = client.chat.completions.parse(model="m", messages=messages, response_format=Answer)
+    assert_type(parsed, ParsedChatCompletion[Answer])
+    parsed_stream = client.chat.completions.parse(
+        model="m", messages=messages, response_format=Answer, stream=True
+    )
+    assert_type(parsed_stream, ParsedStream[Answer])
+    assert_type(parsed_stream.final().choices[0].message.parsed, Answer | None)
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert_type(
+        client.chat.completions.run_tools(model="m", messages=messages, tools=[add]), ToolRun
+    )
+    for event in client.chat.completions.run_tools_stream(
+        model="m", messages=messages, tools=[add]
+    ):
+        assert_type(event, ToolRunEvent)
+    with client.chat.completions.fan_out([{"model": "m", "messages": messages}]) as results:
+        for result in results:
+            assert_type(result, FanOutResult)
+    assert_type(client.models.list(), ModelList)
+    assert_type(client.models.retrieve("m"), Model)
+    assert_type(client.with_options(timeout=3, max_retries=1), CometAPI)
+    with CometAPI() as other:
+        assert_type(other, CometAPI)
+    client.close()
