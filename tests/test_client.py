@@ -397,7 +397,7 @@ async def test_request_id_from_header(server: MockServer) -> None:
 
 async def test_request_id_suffix_when_no_header(server: MockServer) -> None:
     """With no request-id header at all, the id is read from the message suffix."""
-    from aiocometapi._exceptions import status_error
+    from aiocometapi._decode import status_error
 
     error = status_error(
         500, {}, b'{"error": {"message": "upstream failed (request id: 20251117abc)"}}'

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiocometapi import APIResponseValidationError, AsyncCometAPI, StreamError
-from aiocometapi._client import decode_json
+from aiocometapi._decode import decode
 from aiocometapi.testing import MockServer
 from aiocometapi.types import ChatCompletion
 from conftest import user
@@ -234,7 +234,7 @@ def test_any_drift_is_repaired_or_refused(changes: dict[tuple[Any, ...], Any]) -
         except (KeyError, IndexError, TypeError):
             continue  # an earlier change replaced what this path went through
     try:
-        completion = decode_json(DECODER, msgspec.json.encode(answer))
+        completion = decode(DECODER, msgspec.json.encode(answer), what="an answer")
     except msgspec.DecodeError:
         return
     assert isinstance(completion, ChatCompletion)

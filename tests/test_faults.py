@@ -686,9 +686,14 @@ async def test_html_error_page_is_retried(stream: bool, retry_waits: list[float]
 
 # --------------------------------------------------------------------------- not quite HTTP
 
+# Each answer with what the message must say was wrong with it. aiohttp's parser words its
+# complaint differently from version to version (3.10 names no "status line", and its
+# ClientResponseError says nothing at all), so these are only what every version allowed says.
 NOT_HTTP = {
-    "not-http": (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", r"(?i)status line"),
-    "huge-header": (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", r"bytes"),
+    "not-http": (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", r"SSH-2\.0-OpenSSH"),
+    "huge-header": (
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", r"more than \d+ bytes"
+    ),
     "bad-chunk-size": (sse_head() + b"zz\r\ndata: x\r\n", r"chunk size"),
 }
 
@@ -696,7 +701,7 @@ NOT_HTTP = {
 @MODES
 @pytest.mark.parametrize("case", list(NOT_HTTP))
 async def test_answer_that_is_not_valid_http(case: str, stream: bool) -> None:
-    """An answer that is not valid HTTP is an APIConnectionError saying what was wrong."""
+    """An answer that is not valid HTTP is an APIConnectionError saying so, and what was wrong."""
     raw, says = NOT_HTTP[case]
 
     async def script(conn: Conn) -> None:
@@ -709,6 +714,8 @@ async def test_answer_that_is_not_valid_http(case: str, stream: bool) -> None:
     async with serving(script) as (server, client):
         error, elapsed = await fails(expected, client, stream)
         assert not isinstance(error, APITimeoutError)
+        if isinstance(error, APIConnectionError):  # else cut mid-stream, which it names
+            assert str(error).startswith("The server's answer is not valid HTTP: "), error
         assert re.search(says, str(error)), error
         assert elapsed < SLACK
         await usable_after(server, client, stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import secrets
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
@@ -64,15 +66,26 @@ COMPLETION = {
 # AsyncStream._error_from and _decode_slowly).
 
 
+def chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every error reachable from it: causes, contexts, errors held as values."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        link = todo.pop()
+        if any(link is seen for seen in found):
+            continue
+        found.append(link)
+        held = [*link.args, *vars(link).values(), link.__cause__, link.__context__]
+        todo += [value for value in held if isinstance(value, BaseException)]
+    return found
+
+
 def exposed(exc: BaseException) -> str:
-    """All a user can see of an exception: str, repr, the traceback, and each chained error."""
+    """All a user can see of an exception: its traceback, and the str, repr, args and attributes
+    of every error in its chain."""
     parts = ["".join(traceback.format_exception(exc))]
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        parts += [str(current), repr(current)]
-        current = current.__cause__ or current.__context__
+    for link in chain(exc):
+        parts += [str(link), repr(link), repr(link.args), repr(vars(link))]
     return "\n".join(parts)
 
 
@@ -144,9 +157,10 @@ async def test_no_key_in_repr_or_str_of_any_object(server: MockServer) -> None:
             )
         ]
         objects = [
-            client, copy, client._config, copy._config, *client._default_options,
-            *copy._default_options, client._options(extra_headers={"X-A": "b"}, stream=True),
-            client.chat, client.chat.completions, client.models, client._transport,
+            client, copy, client._config, copy._config, client._requester, copy._requester,
+            client._requester.options(stream=False), copy._requester.options(stream=True),
+            client._requester.options({"extra_headers": {"X-A": "b"}}, stream=True),
+            client.chat, client.chat.completions, client.models, client.pool_state(),
             client.timeout, client.rate_state(), stream, first, completion, final, *results,
             await client.models.list(),
         ]
@@ -306,16 +320,26 @@ async def test_echoed_key_never_reaches_the_user(
     assert KEY not in repr(vars(caught.value))
 
 
-# aiohttp raises ClientResponseError for an answer that is not valid HTTP; _raise_converted
-# chains it as __cause__, and its repr() shows request_info with the request headers,
-# Authorization included. Fix: before chaining, set exc.request_info to
-# exc.request_info._replace(headers=<a copy with Authorization masked>).
-async def test_no_key_in_the_chained_error_of_a_malformed_answer() -> None:
+MALFORMED = {
+    "bad-content-length": b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello",
+    "not-http": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+    "huge-header": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+    "bad-chunk-size": b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\ndata: x\r\n",
+}
+
+
+# aiohttp answers these with a ClientResponseError that keeps the request's headers in its
+# request_info, args and history, and shows them in its repr (aiohttp 3.10 keeps request_info
+# in an attrs class, later versions in a named tuple).
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+@pytest.mark.parametrize("answer", list(MALFORMED))
+async def test_no_key_in_the_chained_error_of_a_malformed_answer(answer: str, stream: bool) -> None:
     """An answer that is not valid HTTP gives an APIConnectionError whose chain hides the key."""
 
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello")
+        writer.write(MALFORMED[answer])
         await writer.drain()
         writer.close()
 
@@ -325,11 +349,87 @@ async def test_no_key_in_the_chained_error_of_a_malformed_answer() -> None:
         async with AsyncCometAPI(
             KEY, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
         ) as client:
+            with pytest.raises((APIConnectionError, IncompleteStreamError)) as caught:
+                await complete(client, stream=stream)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert caught.value.__cause__ is not None  # aiohttp's error is still there to read, scrubbed
+    assert KEY not in exposed(caught.value)
+
+
+PROXY_ANSWERS = {
+    "407": (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+        "The proxy refused the connection: 407 Proxy Authentication Required",
+    ),
+    "tunnel-not-tls": (
+        b"HTTP/1.1 200 Connection established\r\n\r\nthis is not TLS\r\n\r\n",
+        "Could not connect to api.example.com:443",
+    ),
+}
+
+
+# Through a proxy, aiohttp's errors keep the proxy's credentials: a refused CONNECT keeps its
+# Proxy-Authorization header, a failed tunnel its connection key with the proxy's password.
+@pytest.mark.parametrize("answer", list(PROXY_ANSWERS))
+async def test_no_proxy_password_in_a_proxy_error(
+    answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy that refuses or breaks the tunnel gives an error showing no proxy password."""
+    reply, says = PROXY_ANSWERS[answer]
+    password = "proxy-PASSWORD-" + secrets.token_hex(8)
+    encoded = base64.b64encode(f"user:{password}".encode()).decode()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://user:{password}@127.0.0.1:{port}")
+    try:
+        async with AsyncCometAPI(
+            KEY, base_url="https://api.example.com/v1", max_retries=0
+        ) as client:
             with pytest.raises(APIConnectionError) as caught:
                 await complete(client)
     finally:
         listener.close()
         await listener.wait_closed()
+    assert says in str(caught.value)
+    assert caught.value.__cause__ is not None
+    text = exposed(caught.value)
+    assert password not in text and encoded not in text
+
+
+class Opaque:
+    """A value of a shape no scrubbing knows, whose repr and str show what it holds."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.secret})"
+
+
+def test_a_foreign_error_that_would_still_show_the_key_is_not_chained() -> None:
+    """Should a later aiohttp keep the key where no scrubbing reaches, the error hides it anyway."""
+    from aiocometapi._transport import _converted
+
+    foreign = aiohttp.ClientOSError(Opaque(f"Bearer {KEY}"))
+    try:
+        raise foreign
+    except aiohttp.ClientOSError as exc:
+        error = _converted(exc, sent={"Authorization": f"Bearer {KEY}"})
+    with pytest.raises(APIConnectionError) as caught:
+        raise error
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert "Connection error: Opaque(Bearer ***)" in str(caught.value)
     assert KEY not in exposed(caught.value)
 
 

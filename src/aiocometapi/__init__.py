@@ -1,7 +1,8 @@
 """aiocometapi: an async-first SDK for CometAPI's OpenAI-compatible chat completions."""
 
-from ._client import DEFAULT_BASE_URL, AsyncCometAPI
+from ._client import DEFAULT_BASE_URL, AsyncCometAPI, PoolState
 from ._compat import CompatibilityWarning
+from ._config import RetryPolicy, Timeout
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -28,10 +29,11 @@ from ._exceptions import (
 )
 from ._fanout import FanOutResult
 from ._logs import setup_from_env as _setup_logging
+from ._parsed_stream import ParsedAsyncStream
 from ._ratelimit import RateState
-from ._retry import RetryPolicy, instant_retries
+from ._retry import instant_retries
 from ._streaming import AsyncStream
-from ._structured import ParsedAsyncStream, to_strict_json_schema
+from ._structured import to_strict_json_schema
 from ._sync import CometAPI
 from ._sync_streams import ParsedStream, Stream
 from ._tool_runner import (
@@ -43,7 +45,6 @@ from ._tool_runner import (
     ToolRunEvent,
 )
 from ._tools import Tool, function_tool
-from ._transport import Timeout
 from ._version import __version__
 from .types import Adjustment
 
@@ -76,6 +77,7 @@ __all__ = [
     "ParsedAsyncStream",
     "ParsedStream",
     "PermissionDeniedError",
+    "PoolState",
     "RateLimitError",
     "RateState",
     "RetryPolicy",

@@ -35,10 +35,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from .types import ErrorObject
-
 if TYPE_CHECKING:
     from .types import ChatCompletion, Message
 
@@ -106,6 +102,11 @@ class ConfigurationError(CometAPIError, ValueError):
 
 class ClientClosedError(CometAPIError, RuntimeError):
     """A request was made on a client whose ``aclose()`` already ran."""
+
+    def __init__(
+        self, message: str = "This client was closed with aclose(); create a new one."
+    ) -> None:
+        super().__init__(message)
 
 
 class CompatibilityError(CometAPIError, ValueError):
@@ -316,45 +317,3 @@ def request_id_from_headers(headers: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
-
-
-class _ErrorBody(msgspec.Struct):
-    error: ErrorObject | str | None = None
-    message: str | None = None
-
-
-def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
-    """The error for an error answer, from its ``{"error": {...}}`` body or its raw text."""
-    text = body.decode("utf-8", errors="replace")
-    decoded: Any = None
-    message = code = type_ = param = None
-    try:
-        decoded = msgspec.json.decode(text)
-        envelope = msgspec.convert(decoded, _ErrorBody)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        decoded = envelope = None
-    if envelope is not None and isinstance(envelope.error, ErrorObject):
-        error = envelope.error
-        message = error.message
-        code = None if error.code is None else str(error.code)
-        type_, param = error.type, error.param
-    elif envelope is not None and isinstance(envelope.error, str):
-        message = envelope.error
-    elif envelope is not None and envelope.message:
-        message = envelope.message
-    if not message:
-        snippet = " ".join(text[:300].split())
-        message = snippet or "(empty body)"
-        if 300 <= status < 400:
-            message = f"unexpected redirect to {headers.get('location', '?')}: {message}"
-    request_id = request_id_from_headers(headers) or request_id_from_message(message)
-    return status_error_class(status)(
-        message,
-        status_code=status,
-        headers=headers,
-        body=decoded if decoded is not None else text,
-        code=code,
-        type=type_,
-        param=param,
-        request_id=request_id,
-    )

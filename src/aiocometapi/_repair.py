@@ -32,8 +32,10 @@ _ERROR = re.compile(
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 
-def repair(data: bytes | str, type_: type[T], what: str, *, quiet: bool = False) -> T | None:
-    """``data`` decoded as ``type_`` with provider drift fixed, or ``None`` if it cannot be.
+def repair(
+    data: bytes | str, decoder: msgspec.json.Decoder[T], what: str, *, quiet: bool = False
+) -> T | None:
+    """``data`` decoded as the decoder's type with drift fixed, or ``None`` if it cannot be.
 
     ``what`` names the answer in the log line that lists the fixes (paths and kinds only,
     never values: bodies are not logged); ``quiet`` leaves the line out.
@@ -45,7 +47,7 @@ def repair(data: bytes | str, type_: type[T], what: str, *, quiet: bool = False)
     fixes: list[str] = []
     for _ in range(_MAX_FIXES):
         try:
-            result = msgspec.convert(value, type_, strict=False)
+            result: T = msgspec.convert(value, decoder.type, strict=False)
         except msgspec.ValidationError as exc:
             fix = _fix(value, str(exc))
             if fix is None:

@@ -8,13 +8,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from ._config import RetryPolicy
 from ._exceptions import APIConnectionError, APIStatusError
 from ._logs import log
 
@@ -35,18 +35,6 @@ NON_RETRYABLE_CODES = frozenset(
     {"invalid_request", "invalid_request_error", "model_not_found", "invalid_api_key",
      "insufficient_quota", "context_length_exceeded"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How many times to retry, and the bounds on the waits in between (seconds)."""
-
-    max_retries: int = 4
-    """Retries after the first try: 4 gives CometAPI's recommended 5 tries in all."""
-    initial_wait: float = 0.5
-    max_wait: float = 8.0
-    max_retry_after: float = 60.0
-    """A server's ``Retry-After`` longer than this is cut to it."""
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -14,6 +14,8 @@ import msgspec
 
 from . import _retry
 from ._accumulate import Accumulator
+from ._config import Timeout
+from ._decode import DECODE_ERRORS, ErrorEnvelope, error_envelope, recover
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -22,8 +24,6 @@ from ._exceptions import (
     StreamError,
     redact,
 )
-from ._repair import repair
-from ._transport import Timeout
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
 
@@ -39,12 +39,6 @@ class ByteSource(Protocol):
     async def drain(self) -> None: ...
     def abort(self) -> None: ...
 
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: ErrorObject | str | None = None
-
-
-_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
 
 _CLOCK_NAMES = {
     "first_event": "no data event arrived within {:g} s of the request (the 'first_event' clock)",
@@ -163,7 +157,7 @@ class AsyncStream(Generic[ChunkT]):
                             return
                     try:
                         chunk = decode(data)
-                    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+                    except DECODE_ERRORS as exc:
                         chunk = self._decode_slowly(data, exc)
                     if not chunk.choices and chunk.usage is None:
                         # Neither choices nor usage: perhaps {"error": {...}}, whose members
@@ -225,26 +219,20 @@ class AsyncStream(Generic[ChunkT]):
         raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
         return redact(raw, self._secret)
 
-    def _decode_slowly(self, data: bytes | str, failure: Exception) -> ChunkT:
-        if isinstance(failure, UnicodeDecodeError) and isinstance(data, bytes):
-            data = data.decode("utf-8", "replace")  # as the SSE spec does
-            try:
-                return self._decoder.decode(data)
-            except (msgspec.DecodeError, RecursionError) as exc:
-                failure = exc
-        if isinstance(failure, msgspec.ValidationError):
-            # A provider that drifts does so in every chunk: one log line per stream.
-            what = "a stream chunk (later ones of this stream are repaired without a log line)"
-            repaired = repair(data, self._decoder.type, what, quiet=self._repaired)
-            if repaired is not None:
-                self._repaired = True
-                return repaired
-        text = self._redact(data).decode("utf-8", "replace")
-        raise StreamError(
-            f"A stream chunk is not valid JSON ({failure}); it starts: {text[:200]!r}",
-            request_id=self.request_id,
-            partial=self._partial(),
-        ) from failure
+    def _decode_slowly(self, data: bytes | str, failure: BaseException) -> ChunkT:
+        # A provider that drifts does so in every chunk: one log line per stream.
+        what = "a stream chunk (later ones of this stream are repaired without a log line)"
+        try:
+            chunk = recover(self._decoder, data, failure, what=what, quiet=self._repaired)
+        except DECODE_ERRORS as exc:
+            text = self._redact(data).decode("utf-8", "replace")
+            raise StreamError(
+                f"A stream chunk is not valid JSON ({exc}); it starts: {text[:200]!r}",
+                request_id=self.request_id,
+                partial=self._partial(),
+            ) from exc
+        self._repaired = True
+        return chunk
 
     async def _read(self) -> bytes:
         if self._clocks and self._timer is None:
@@ -271,20 +259,14 @@ class AsyncStream(Generic[ChunkT]):
     # ------------------------------------------------------------------ errors inside the stream
 
     def _check_error(self, data: bytes | str) -> None:
-        try:
-            envelope = _error_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-            return
-        if envelope.error is not None:
+        envelope = error_envelope(data)
+        if envelope is not None and envelope.error is not None:
             raise self._error_from(data)
 
     def _error_from(self, data: bytes | str) -> StreamError:
         raw = self._redact(data)
         text = raw.decode("utf-8", "replace")
-        try:
-            envelope = _error_decoder.decode(text)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            envelope = _ErrorEnvelope(error=text or "unknown error")
+        envelope = error_envelope(text) or ErrorEnvelope(error=text or "unknown error")
         error = envelope.error
         if not isinstance(error, ErrorObject):
             error = ErrorObject(message=str(error) if error is not None else text)

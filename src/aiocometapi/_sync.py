@@ -16,14 +16,14 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from ._client import AsyncCometAPI
 from ._compat import Mode, check
+from ._config import RetryPolicy, Timeout
 from ._fanout import FanOutResult
+from ._parsed_stream import ParsedAsyncStream
 from ._streaming import AsyncStream
-from ._structured import ParsedAsyncStream
 from ._sync_loop import EventLoopThread
 from ._sync_streams import ParsedStream, Stream, SyncIterator
 from ._tool_runner import ToolErrors, ToolRun, ToolRunEvent
 from ._tools import Tool
-from ._transport import Timeout
 from .resources.chat import CompletionCreateParams, CompletionParseParams, RunToolsParams
 from .types import ChatCompletion, ChatCompletionChunk, Model, ModelList, ParsedChatCompletion
 
@@ -61,6 +61,7 @@ class CometAPI:
         base_url: str | None = None,
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
         max_connections: int = 100,
         default_headers: Mapping[str, str] | None = None,
         trust_env: bool = True,
@@ -75,6 +76,7 @@ class CometAPI:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            retry=retry,
             max_connections=max_connections,
             default_headers=default_headers,
             trust_env=trust_env,
@@ -116,6 +118,7 @@ class CometAPI:
         *,
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         compat: Mode | None = None,
     ) -> CometAPI:
@@ -128,6 +131,7 @@ class CometAPI:
             self._async.with_options(
                 timeout=timeout,
                 max_retries=max_retries,
+                retry=retry,
                 default_headers=default_headers,
                 compat=compat,
             ),

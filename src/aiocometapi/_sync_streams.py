@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from ._parsed_stream import ParsedAsyncStream
 from ._streaming import AsyncStream
-from ._structured import ParsedAsyncStream
 from ._sync_loop import EventLoopThread
 from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
 

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import enum
 import functools
+import re
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import Any, cast
 
 import aiohttp
 import aiohttp.helpers
@@ -19,15 +19,17 @@ import anyio
 import multidict
 import yarl
 
+from ._config import DEFAULT_TIMEOUT, Timeout
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APITimeoutError,
     ClientClosedError,
+    CometAPIError,
     ConfigurationError,
 )
 
-__all__ = ["Reply", "StreamBody", "Timeout", "Transport", "deadline"]
+__all__ = ["Reply", "StreamBody", "Transport", "deadline"]
 
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 
@@ -41,48 +43,6 @@ else:  # pragma: no cover
     async def deadline(seconds: float | None) -> AsyncIterator[None]:
         with anyio.fail_after(seconds):
             yield
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """The clocks of a request, in seconds; ``None`` switches a clock off.
-
-    A plain number given where a ``Timeout`` is expected means "nothing takes longer than this":
-    ``Timeout.of(30)`` caps every clock, the whole of a stream included, at 30 s.
-    """
-
-    total: float | None = 600.0
-    """A non-streaming request, from sending to the last byte of its answer."""
-    connect: float | None = 10.0
-    """Getting a connection from the pool or opening one."""
-    first_event: float | None = 120.0
-    """A stream, from sending the request to its first data event (keep-alive comments do not
-    count)."""
-    idle: float | None = 60.0
-    """A stream, the longest wait for the next data event while the caller waits for it."""
-    stream_total: float | None = None
-    """A stream, from sending the request to its end."""
-
-    @classmethod
-    def of(cls, value: float | Timeout | None) -> Timeout:
-        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults)."""
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, Timeout):
-            return value
-        seconds = float(value)
-        if seconds <= 0:
-            raise ConfigurationError(f"timeout must be positive, got {value!r}")
-        return cls(
-            total=seconds,
-            connect=min(seconds, 10.0),
-            first_event=seconds,
-            idle=seconds,
-            stream_total=seconds,
-        )
-
-
-DEFAULT_TIMEOUT = Timeout()
 
 
 @functools.lru_cache(maxsize=64)
@@ -123,7 +83,8 @@ class StreamBody:
         try:
             return await self._content.readany()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            _raise_converted(exc)
+            error = _converted(exc, sent=self._response.request_info.headers)
+        raise error  # outside the except block: see _converted
 
     async def read_all(self, limit: int = DEFAULT_MAX_BODY_SIZE) -> bytes:
         """The rest of the body, or its first ``limit + 1`` bytes if it is longer than that."""
@@ -203,6 +164,11 @@ class Transport:
         """``"unopened"``, ``"opened"`` or ``"closed"``."""
         return self._state.value
 
+    def ensure_open(self) -> None:
+        """Raise ``ClientClosedError`` once ``aclose()`` ran: the one place that says so."""
+        if self._state is _State.CLOSED:
+            raise ClientClosedError()
+
     def _session_here(self) -> aiohttp.ClientSession:
         """The session of the running event loop: opened, or moved here, if need be."""
         loop = asyncio.get_running_loop()
@@ -210,8 +176,7 @@ class Transport:
             session = self._session
             if session is not None and self._loop is loop and not session.closed:
                 return session
-            if self._state is _State.CLOSED:
-                raise ClientClosedError("This client was closed with aclose(); create a new one.")
+            self.ensure_open()
             old = self._loop
             if session is not None and old is not loop:
                 if old is not None and old.is_running():
@@ -316,11 +281,12 @@ class Transport:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            _raise_converted(exc)
+            error = _converted(exc, sent=headers)
         except RuntimeError as exc:
             if session.closed:
                 raise ClientClosedError("The client was closed during the request.") from exc
             raise
+        raise error  # outside the except block: see _converted
 
     async def send(
         self,
@@ -348,12 +314,14 @@ class Transport:
                     raise self._too_large(None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             response.close()
-            _raise_converted(exc)
+            error = _converted(exc, sent=headers)
         except BaseException:
             response.close()
             raise
-        response.release()
-        return Reply(response.status, response.headers, data)
+        else:
+            response.release()
+            return Reply(response.status, response.headers, data)
+        raise error  # outside the except block: see _converted
 
     def _too_large(self, length: int | None) -> APIResponseValidationError:
         size = f"{length} bytes" if length is not None else "longer"
@@ -443,40 +411,179 @@ def _close_transport(transport: asyncio.Transport, loop: asyncio.AbstractEventLo
             raw._call_connection_lost(None)
 
 
-def _mask_key(exc: BaseException) -> None:
-    # aiohttp's response errors keep the request's headers, which a repr() or a debugger
-    # would show; the chained cause must not carry the key.
-    info = getattr(exc, "request_info", None)
-    headers = getattr(info, "headers", None)
-    if headers is None or "Authorization" not in headers or not hasattr(info, "_replace"):
-        return
-    masked = multidict.CIMultiDict(headers)
-    masked["Authorization"] = "Bearer ***"
-    with contextlib.suppress(AttributeError, TypeError):
-        exc.request_info = info._replace(headers=multidict.CIMultiDictProxy(masked))  # type: ignore[attr-defined,union-attr]
+# --------------------------------------------------------------------------- error conversion
+#
+# aiohttp's errors keep what was sent: a ClientResponseError holds the request's headers
+# (Authorization included) in request_info, args and history, and shows them in its repr; a
+# connection error holds the proxy's credentials in its connection key. How each aiohttp version
+# stores and prints these differs (3.10 keeps request_info in an attrs class, later versions in
+# a named tuple), so the chained error is scrubbed wherever it keeps values (args and attributes,
+# down its whole __cause__ / __context__ chain), then checked against the secrets actually sent:
+# a chain that would still show one is not chained at all.
+
+_SECRET_HEADER = re.compile(r"auth|cookie|key|token|secret|session", re.IGNORECASE)
+_MASK = "***"
 
 
-def _raise_converted(exc: BaseException) -> NoReturn:
-    """Raise the aiocometapi error for an aiohttp / OS / timeout error, chained to it."""
-    _mask_key(exc)
+def _secrets(sent: Mapping[str, str]) -> tuple[str, ...]:
+    """The words of the secret headers sent (the key of ``Bearer <key>``), longest first."""
+    found = {
+        word
+        for name, value in sent.items()
+        if _SECRET_HEADER.search(name)
+        for word in value.split()
+        if len(word) >= 8  # a scheme such as "Bearer" is no secret
+    }
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def _hide(text: str, *, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every error reachable from it: causes, contexts, errors kept as values."""
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        link = todo.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        found.append(link)
+        held = [*link.args, *_attributes(link).values(), link.__cause__, link.__context__]
+        todo += [value for value in held if isinstance(value, BaseException)]
+    return found
+
+
+def _attributes(exc: BaseException) -> dict[str, object]:
+    return getattr(exc, "__dict__", {})
+
+
+def _with(value: object, **changes: object) -> object:
+    """A copy of a named tuple or attrs instance with some fields changed; ``value`` if neither."""
+    replace = getattr(value, "_replace", None)
+    if callable(replace):
+        return replace(**changes)
+    fields = getattr(type(value), "__attrs_attrs__", None)  # aiohttp < 3.11 uses attrs classes
+    if fields is not None:
+        kept = {field.name: getattr(value, field.name) for field in fields}
+        return cast("Callable[..., object]", type(value))(**{**kept, **changes})
+    return value
+
+
+def _scrubbed(value: object) -> object:
+    """``value`` with the header values and credentials it carries masked."""
+    if isinstance(value, (multidict.MultiDict, multidict.MultiDictProxy)):
+        masked = multidict.CIMultiDict[object]()
+        for name, item in value.items():
+            masked.add(name, _MASK if _SECRET_HEADER.search(name) else item)
+        return multidict.CIMultiDictProxy(masked)
+    if isinstance(value, dict):
+        return {
+            name: _MASK if _SECRET_HEADER.search(str(name)) else _scrubbed(item)
+            for name, item in value.items()
+        }
+    if isinstance(value, aiohttp.BasicAuth):
+        return aiohttp.BasicAuth(value.login, _MASK)
+    if isinstance(value, aiohttp.RequestInfo):
+        return _with(value, headers=_scrubbed(value.headers))
+    if getattr(value, "proxy_auth", None) is not None:  # aiohttp's connection key
+        return _with(value, proxy_auth=_scrubbed(getattr(value, "proxy_auth", None)))
+    if isinstance(value, (tuple, list)) and type(value) in (tuple, list):
+        # A response (in a redirect history) holds its request's headers: it is left out.
+        kept = (item for item in value if not isinstance(item, aiohttp.ClientResponse))
+        return type(value)(_scrubbed(item) for item in kept)
+    return value
+
+
+def _scrub(exc: BaseException) -> None:
+    """Mask, in place, the request headers and credentials held anywhere in ``exc``'s chain.
+
+    A value of a shape this does not know is left as it is, for ``_shows_any`` to judge.
+    """
+    for link in _chain(exc):
+        with contextlib.suppress(Exception):
+            link.args = tuple(_scrubbed(value) for value in link.args)
+        attributes = _attributes(link)
+        for name, value in list(attributes.items()):
+            if isinstance(value, BaseException):
+                continue  # scrubbed as a link of the chain
+            with contextlib.suppress(Exception):
+                attributes[name] = () if name == "history" else _scrubbed(value)
+
+
+def _shows_any(exc: BaseException, secrets: tuple[str, ...]) -> bool:
+    """Whether the str, repr, args or attributes of any error in ``exc``'s chain show a secret."""
+    if not secrets:
+        return False
+    for link in _chain(exc):
+        try:
+            text = f"{link}\n{link!r}\n{link.args!r}\n{_attributes(link)!r}"
+        except Exception:  # a repr that fails cannot be checked: treat it as showing the key
+            return True
+        if any(secret in text for secret in secrets):
+            return True
+    return False
+
+
+def _parser_complaint(exc: BaseException) -> str:
+    """What aiohttp's HTTP parser said about the answer, on one line (``""`` if it said nothing).
+
+    aiohttp 3.10 leaves the ClientResponseError's message empty and keeps the parser's words on
+    the error it chains; later versions copy them up.
+    """
+    for link in _chain(exc):
+        message = getattr(link, "message", "")
+        if isinstance(message, str) and message.strip():
+            lines = (line.strip() for line in message.splitlines())
+            return " ".join(line for line in lines if line.strip("^ "))
+    return ""
+
+
+def _error_for(exc: BaseException, hide: Callable[[str], str]) -> CometAPIError:
+    """The aiocometapi error for an aiohttp / OS / timeout error; its text goes through ``hide``."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        raise APITimeoutError(
+        return APITimeoutError(
             "Timed out connecting to the server (the 'connect' clock).", which="connect"
-        ) from exc
+        )
     if isinstance(exc, asyncio.TimeoutError):
-        raise APITimeoutError(
-            "The request timed out (the 'total' clock).", which="total"
-        ) from exc
+        return APITimeoutError("The request timed out (the 'total' clock).", which="total")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        raise APIConnectionError(
-            f"Could not connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
-        ) from exc
+        os_error = exc.os_error
+        reason = os_error.strerror or str(os_error) or type(os_error).__name__
+        return APIConnectionError(hide(f"Could not connect to {exc.host}:{exc.port}: {reason}"))
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        raise APIConnectionError(
+        return APIConnectionError(
             "The server closed the connection before the response was complete."
-        ) from exc
+        )
     if isinstance(exc, aiohttp.ClientPayloadError):
-        raise APIConnectionError(f"The response body was cut off: {exc}") from exc
+        return APIConnectionError(hide(f"The response body was cut off: {exc}"))
     if isinstance(exc, aiohttp.InvalidURL):
-        raise ConfigurationError(f"Invalid URL: {exc}") from exc
-    raise APIConnectionError(f"Connection error: {exc or type(exc).__name__}") from exc
+        return ConfigurationError(hide(f"Invalid URL: {exc}"))
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return APIConnectionError(
+            hide(f"The proxy refused the connection: {exc.status} {exc.message}".rstrip())
+        )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        complaint = _parser_complaint(exc) or f"status {exc.status}"
+        return APIConnectionError(hide(f"The server's answer is not valid HTTP: {complaint}"))
+    return APIConnectionError(hide(f"Connection error: {exc or type(exc).__name__}"))
+
+
+def _converted(exc: BaseException, *, sent: Mapping[str, str]) -> CometAPIError:
+    """The aiocometapi error for an aiohttp / OS / timeout error, chained to a scrubbed ``exc``.
+
+    ``sent`` are the request's headers: none of their secret values shows in the error or in
+    what it chains. Raise the result outside the ``except`` block that caught ``exc``: raised
+    inside it, Python would set ``exc`` as its ``__context__`` even where it is not chained.
+    """
+    secrets = _secrets(sent)
+    _scrub(exc)
+    error = _error_for(exc, functools.partial(_hide, secrets=secrets))
+    error.__cause__ = None if _shows_any(exc, secrets) else exc
+    error.__suppress_context__ = True
+    return error

@@ -12,11 +12,12 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
+from typing import Any, Literal, TypedDict, TypeVar, overload
 
 import msgspec
 
-from .._compat import Mode, check
+from .._compat import check
+from .._config import CALL_OPTIONS, CallOptions
 from .._fanout import FanOutResult, fan_out
 from .._params import (
     AudioParam,
@@ -29,11 +30,12 @@ from .._params import (
     Verbosity,
     WebSearchOptions,
 )
+from .._parsed_stream import ParsedAsyncStream
+from .._requester import Requester
 from .._streaming import AsyncStream
-from .._structured import ParsedAsyncStream, parse_completion, response_format_for
+from .._structured import parse_completion, response_format_for
 from .._tool_runner import ToolErrors, ToolRun, ToolRunEvent, run_tools, run_tools_stream
 from .._tools import Tool
-from .._transport import Timeout
 from ..types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -53,9 +55,6 @@ if sys.version_info >= (3, 11):
     from typing import Required, Unpack
 else:  # pragma: no cover
     from typing_extensions import Required, Unpack
-
-if TYPE_CHECKING:
-    from .._client import AsyncCometAPI, RequestOptions
 
 T = TypeVar("T")
 
@@ -125,19 +124,6 @@ class CompletionParams(_RequestParams, _ResponseFormatParam, _ToolsParam, total=
     """The body parameters of ``POST /chat/completions``, as OpenAI's API reference names them."""
 
 
-class CallOptions(TypedDict, total=False):
-    """Per-call settings that are not part of the body."""
-
-    extra_headers: Mapping[str, str]
-    extra_query: Mapping[str, str]
-    extra_body: Mapping[str, Any]
-    """Merged into the JSON body last: for provider parameters this SDK does not name."""
-    timeout: float | Timeout
-    max_retries: int
-    compat: Mode
-    """How to treat parameters the model's family takes differently (default: the client's)."""
-
-
 class CompletionCreateParams(CompletionParams, CallOptions, total=False):
     """Everything ``create()`` takes besides ``stream``."""
 
@@ -151,9 +137,8 @@ class RunToolsParams(_RequestParams, _ResponseFormatParam, CallOptions, total=Fa
 
 
 _BODY_KEYS = frozenset(CompletionParams.__annotations__)
-_OPTION_KEYS = frozenset(CallOptions.__annotations__)
-_REQUEST_OPTION_KEYS = _OPTION_KEYS - {"compat"}
-_ALL_KEYS = _BODY_KEYS | _OPTION_KEYS
+_ALL_KEYS = _BODY_KEYS | CALL_OPTIONS
+_PATH = "/chat/completions"
 
 _encoder = msgspec.json.Encoder()
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
@@ -183,7 +168,7 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
     body = {
         key: value
         for key, value in params.items()
-        if value is not None and value is not msgspec.UNSET and key not in _OPTION_KEYS
+        if value is not None and value is not msgspec.UNSET and key not in CALL_OPTIONS
     }
     for message in messages:  # an answer appended as is, as users of the openai package do
         if isinstance(message, ChatCompletionMessage):
@@ -232,23 +217,16 @@ def estimate_tokens(body: bytes, params: Mapping[str, Any]) -> int:
     return len(body) // 4 + int(cap) * int(params.get("n") or 1)
 
 
+def _tokens_used(completion: ChatCompletion) -> int | None:
+    usage = completion.usage
+    return usage.total_tokens if usage is not None else None
+
+
 class Completions:
     """``client.chat.completions``."""
 
-    def __init__(self, client: AsyncCometAPI) -> None:
-        self._client = client
-
-    def _options(self, params: Mapping[str, Any], stream: bool) -> RequestOptions:
-        client = self._client
-        if params.keys().isdisjoint(_REQUEST_OPTION_KEYS):
-            return client._default_options[stream]
-        return client._options(
-            stream=stream,
-            extra_headers=params.get("extra_headers"),
-            extra_query=params.get("extra_query"),
-            timeout=params.get("timeout"),
-            max_retries=params.get("max_retries"),
-        )
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
 
     @overload
     async def create(
@@ -287,34 +265,33 @@ class Completions:
             CompatibilityError: ``compat="strict"`` and a parameter the model family does not
                 take (raised before anything is sent).
         """
-        client = self._client
-        client._check_open()
+        requester = self._requester
+        requester.ensure_open()
         sent: Mapping[str, Any] = params
         adjustments = None
-        mode = params.get("compat", client._config.compat)
+        mode = params.get("compat", requester.compat)
         if mode != "off":
             sent, adjustments = check(params, mode)
         body = encode_body(sent, stream=stream)
-        options = self._options(sent, stream)
-        tokens = estimate_tokens(body, sent) if client._rate.needs_estimate else 0
+        options = requester.options(sent, stream=stream)
+        tokens = estimate_tokens(body, sent) if requester.needs_estimate else 0
         if stream:
-            chunks = await client._stream(
-                "/chat/completions",
-                decoder=_chunk_decoder,
-                options=options,
-                body=body,
-                tokens=tokens,
+            chunks = await requester.stream(
+                _PATH, decoder=_chunk_decoder, options=options, body=body, tokens=tokens
             )
             chunks.adjustments = adjustments
             return chunks
-        completion = await client._request(
+        answer = await requester.request(
             "POST",
-            "/chat/completions",
+            _PATH,
             decoder=_completion_decoder,
             options=options,
             body=body,
             tokens=tokens,
+            tokens_used=_tokens_used,
         )
+        completion = answer.value
+        completion.request_id = answer.request_id
         if adjustments is not None:
             completion.adjustments = adjustments
         return completion
@@ -473,5 +450,5 @@ class Completions:
 class Chat:
     """``client.chat``."""
 
-    def __init__(self, client: AsyncCometAPI) -> None:
-        self.completions = Completions(client)
+    def __init__(self, requester: Requester) -> None:
+        self.completions = Completions(requester)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
 
+from .._requester import Requester
 from ..types import Model, ModelList
-
-if TYPE_CHECKING:
-    from .._client import AsyncCometAPI
 
 __all__ = ["ModelListRequest", "Models"]
 
@@ -42,8 +40,8 @@ class ModelListRequest:
 class Models:
     """``client.models``."""
 
-    def __init__(self, client: AsyncCometAPI) -> None:
-        self._client = client
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
 
     def list(self) -> ModelListRequest:
         """``GET /models``: every model id the gateway serves.
@@ -54,21 +52,14 @@ class Models:
         return ModelListRequest(self._list)
 
     async def _list(self) -> ModelList:
-        client = self._client
-        client._check_open()
-        return await client._request(
-            "GET", "/models", decoder=_decoder, options=client._default_options[False]
-        )
+        answer = await self._requester.request("GET", "/models", decoder=_decoder)
+        return answer.value
 
     async def retrieve(self, model: str) -> Model:
         """``GET /models/{model}``: one model; ``NotFoundError`` if the gateway has no such id."""
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty string, got {model!r}")
-        client = self._client
-        client._check_open()
-        return await client._request(
-            "GET",
-            f"/models/{quote(model, safe='')}",
-            decoder=_model_decoder,
-            options=client._default_options[False],
+        answer = await self._requester.request(
+            "GET", f"/models/{quote(model, safe='')}", decoder=_model_decoder
         )
+        return answer.value
