@@ -31,6 +31,7 @@ from ._fanout import FanOutResult
 from ._logs import setup_from_env as _setup_logging
 from ._parsed_stream import ParsedAsyncStream
 from ._ratelimit import RateState
+from ._raw import RawResponse
 from ._retry import instant_retries
 from ._streaming import AsyncStream
 from ._structured import to_strict_json_schema
@@ -80,6 +81,7 @@ __all__ = [
     "PoolState",
     "RateLimitError",
     "RateState",
+    "RawResponse",
     "RetryPolicy",
     "RunCompleted",
     "Stream",

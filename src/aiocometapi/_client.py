@@ -89,13 +89,7 @@ class AsyncCometAPI:
         tokens_per_minute: float | None = None,
         compat: Mode = "warn",
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
-        if key is None or not key.strip():
-            raise ConfigurationError(
-                "No API key: pass api_key=... to AsyncCometAPI() or set the COMETAPI_KEY "
-                "environment variable (keys are at https://api.cometapi.com/console/token)."
-            )
-        key = key.strip()
+        key = _key(api_key if api_key is not None else os.environ.get("COMETAPI_KEY"))
         url = base_url or os.environ.get("COMETAPI_BASE_URL") or DEFAULT_BASE_URL
         own = {
             "Authorization": f"Bearer {key}",
@@ -120,6 +114,7 @@ class AsyncCometAPI:
         transport = Transport(
             max_connections=max_connections, trust_env=trust_env, max_body_size=max_body_size
         )
+        self._budgets = (requests_per_minute, tokens_per_minute)
         self._init(config, transport, rate, owner=True)
 
     def _init(
@@ -134,6 +129,11 @@ class AsyncCometAPI:
         self.models = Models(requester)
 
     # ------------------------------------------------------------------ configuration
+
+    @property
+    def api_key(self) -> str:
+        """The key this client sends (never shown by ``repr()``, logs or errors)."""
+        return self._config.api_key
 
     @property
     def base_url(self) -> str:
@@ -158,6 +158,8 @@ class AsyncCometAPI:
     def with_options(
         self,
         *,
+        api_key: str | None = None,
+        base_url: str | None = None,
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
@@ -167,8 +169,28 @@ class AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
         The copy borrows the pool: closing it does nothing, closing this client closes both.
+        A copy with another ``api_key`` or ``base_url`` gets a rate controller of its own
+        (with this client's budgets), since a gateway's limits are per key; other copies
+        share this client's.
+
+        Raises:
+            ConfigurationError: a blank key, a malformed URL or header, or a bad setting.
         """
-        config = self._config.with_headers(default_headers)
+        rate = self._rate
+        config = self._config
+        if api_key is not None or base_url is not None:
+            key = config.api_key if api_key is None else _key(api_key)
+            url = config.base_url if base_url is None else normalize_base_url(base_url)
+            if (key, url) != (config.api_key, config.base_url):
+                requests_per_minute, tokens_per_minute = self._budgets
+                rate = RateController(
+                    requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
+                )
+            auth = {"Authorization": f"Bearer {key}"}
+            config = replace(
+                config.with_headers(auth), api_key=key, base_url=url
+            )
+        config = config.with_headers(default_headers)
         if timeout is not None:
             config = replace(config, timeout=Timeout.of(timeout))
         if retry is not None or max_retries is not None:
@@ -176,7 +198,8 @@ class AsyncCometAPI:
         if compat is not None:
             config = replace(config, compat=check_mode(compat))
         copy = object.__new__(AsyncCometAPI)
-        copy._init(config, self._transport, self._rate, owner=False)
+        copy._budgets = self._budgets
+        copy._init(config, self._transport, rate, owner=False)
         return copy
 
     # ------------------------------------------------------------------ diagnostics
@@ -207,6 +230,10 @@ class AsyncCometAPI:
         if self._owner:
             await self._transport.aclose()
 
+    async def close(self) -> None:
+        """``aclose()`` under the openai package's name for it."""
+        await self.aclose()
+
     async def __aenter__(self) -> AsyncCometAPI:
         self._requester.ensure_open()
         return self
@@ -218,6 +245,15 @@ class AsyncCometAPI:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise ConfigurationError(
+            "No API key: pass api_key=... to AsyncCometAPI() or set the COMETAPI_KEY "
+            "environment variable (keys are at https://api.cometapi.com/console/token)."
+        )
+    return key.strip()
 
 
 def _policy(policy: RetryPolicy, max_retries: int | None) -> RetryPolicy:

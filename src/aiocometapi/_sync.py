@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
-from ._client import AsyncCometAPI
+from ._client import AsyncCometAPI, PoolState
 from ._compat import Mode, check
 from ._config import RetryPolicy, Timeout
 from ._fanout import FanOutResult
 from ._parsed_stream import ParsedAsyncStream
+from ._ratelimit import RateState
+from ._raw import RawResponse
 from ._streaming import AsyncStream
 from ._sync_loop import EventLoopThread
 from ._sync_streams import ParsedStream, Stream, SyncIterator
@@ -102,20 +104,43 @@ class CometAPI:
     # ------------------------------------------------------------------ configuration
 
     @property
+    def api_key(self) -> str:
+        """The key this client sends (never shown by ``repr()``, logs or errors)."""
+        return self._async.api_key
+
+    @property
     def base_url(self) -> str:
+        """The API's base URL, without a trailing slash."""
         return self._async.base_url
 
     @property
     def timeout(self) -> Timeout:
+        """The clocks of every request (a call's ``timeout=`` overrides them)."""
         return self._async.timeout
 
     @property
     def max_retries(self) -> int:
+        """Retries after a retryable failure (a call's ``max_retries=`` overrides it)."""
         return self._async.max_retries
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy: how many retries, and the bounds on the waits between them."""
+        return self._async.retry
+
+    def rate_state(self) -> RateState:
+        """The shared rate controller's figures (see ``AsyncCometAPI.rate_state``)."""
+        return self._async.rate_state()
+
+    def pool_state(self) -> PoolState:
+        """The connection pool's figures (see ``AsyncCometAPI.pool_state``)."""
+        return self._async.pool_state()
 
     def with_options(
         self,
         *,
+        api_key: str | None = None,
+        base_url: str | None = None,
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
@@ -125,10 +150,14 @@ class CometAPI:
         """A copy with other defaults that shares this client's loop and connection pool.
 
         The copy borrows both: closing it does nothing, closing this client closes both.
+        Another ``api_key`` or ``base_url`` gets its own rate controller, as with
+        ``AsyncCometAPI.with_options``.
         """
         copy = object.__new__(CometAPI)
         copy._init(
             self._async.with_options(
+                api_key=api_key,
+                base_url=base_url,
                 timeout=timeout,
                 max_retries=max_retries,
                 retry=retry,
@@ -172,6 +201,12 @@ class Completions:
     def __init__(self, client: CometAPI) -> None:
         self._client = client
         self._async = client._async.chat.completions
+
+    @property
+    def with_raw_response(self) -> CompletionsWithRawResponse:
+        """``create`` and ``parse`` returning a ``RawResponse`` (headers, status, request id,
+        elapsed), as with the openai package."""
+        return CompletionsWithRawResponse(self._client)
 
     @overload
     def create(
@@ -314,6 +349,66 @@ class Completions:
         return SyncIterator(results, self._client._loop, results.aclose)
 
 
+class CompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response`` of the sync client: ``create`` and
+    ``parse`` returning a ``RawResponse`` (with ``stream=True``, ``parse()`` gives a
+    ``Stream``)."""
+
+    def __init__(self, client: CometAPI) -> None:
+        self._client = client
+        self._async = client._async.chat.completions.with_raw_response
+
+    @overload
+    def create(
+        self, *, stream: Literal[False] = False, **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[ChatCompletion]: ...
+    @overload
+    def create(
+        self, *, stream: Literal[True], **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[Stream[ChatCompletionChunk]]: ...
+    @overload
+    def create(
+        self, *, stream: bool, **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[ChatCompletion] | RawResponse[Stream[ChatCompletionChunk]]: ...
+    def create(
+        self, *, stream: bool = False, **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[ChatCompletion] | RawResponse[Stream[ChatCompletionChunk]]:
+        """``create()``, its result behind ``RawResponse.parse()``."""
+        client = self._client
+        mode = params.get("compat", client._async._config.compat)
+        adjustments = None
+        sent: Mapping[str, Any] = params
+        if mode != "off":  # in the caller's thread, as create() does
+            sent, adjustments = check(params, mode)
+        sent = {**sent, "compat": "off"}
+        raw: RawResponse[Any] = client._call(self._async.create, stream=stream, **sent)
+        result = raw.parse()
+        if isinstance(result, AsyncStream):
+            result.adjustments = adjustments
+            return raw.with_value(Stream(result, client._loop))
+        if adjustments is not None:
+            result.adjustments = adjustments
+        return cast(RawResponse[ChatCompletion], raw)
+
+    def parse(
+        self, *, response_format: type[T], **params: Unpack[CompletionParseParams]
+    ) -> RawResponse[ParsedChatCompletion[T]]:
+        """``parse()`` (not streamed), its result behind ``RawResponse.parse()``."""
+        client = self._client
+        mode = params.get("compat", client._async._config.compat)
+        adjustments = None
+        sent: Mapping[str, Any] = params
+        if mode != "off":  # in the caller's thread, as parse() does
+            sent, adjustments = check(params, mode)
+        sent = {**sent, "compat": "off"}
+        raw: RawResponse[ParsedChatCompletion[T]] = client._call(
+            self._async.parse, response_format=response_format, **sent
+        )
+        if adjustments is not None:
+            raw.parse().adjustments = adjustments
+        return raw
+
+
 class Chat:
     """``client.chat`` of the sync client."""
 
@@ -334,4 +429,26 @@ class Models:
     def retrieve(self, model: str) -> Model:
         """``GET /models/{model}``: one model; ``NotFoundError`` if the gateway has no such id."""
         return cast(Model, self._client._call(self._client._async.models.retrieve, model))
+
+    @property
+    def with_raw_response(self) -> ModelsWithRawResponse:
+        """``list`` and ``retrieve`` returning a ``RawResponse``."""
+        return ModelsWithRawResponse(self._client)
+
+
+class ModelsWithRawResponse:
+    """``client.models.with_raw_response`` of the sync client."""
+
+    def __init__(self, client: CometAPI) -> None:
+        self._client = client
+
+    def list(self) -> RawResponse[ModelList]:
+        """``GET /models``, the ``ModelList`` behind ``RawResponse.parse()``."""
+        raw = self._client._async.models.with_raw_response
+        return cast(RawResponse[ModelList], self._client._call(raw.list))
+
+    def retrieve(self, model: str) -> RawResponse[Model]:
+        """``GET /models/{model}``, the ``Model`` behind ``RawResponse.parse()``."""
+        raw = self._client._async.models.with_raw_response
+        return cast(RawResponse[Model], self._client._call(raw.retrieve, model))
 

@@ -7,7 +7,8 @@ field a provider may leave out defaults to ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
@@ -442,7 +443,12 @@ class Adjustment(Struct, frozen=True, kw_only=True):
         return self.message
 
 
-class ChatCompletion(_Response):
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+# dict=True lets the response headers ride along outside the fields (so never serialised);
+# msgspec allows that only with gc=True, which costs nothing here: a completion is short-lived.
+class ChatCompletion(_Response, gc=True, dict=True):
     _sdk_fields: ClassVar[frozenset[str]] = frozenset({"request_id", "adjustments"})
 
     id: str = ""
@@ -462,6 +468,18 @@ class ChatCompletion(_Response):
     def _request_id(self) -> str | None:
         """``request_id`` under the openai package's name for it (public there too)."""
         return self.request_id
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The HTTP response headers of the answer (rate limits, processing time, ...), names
+        matched without regard to case. Not a field: never serialised. Empty for a completion
+        that was not read from a response (built, decoded by hand or assembled from a stream,
+        whose ``headers`` are the stream's)."""
+        headers: Mapping[str, str] = vars(self).get("_headers", _NO_HEADERS)
+        return headers
+
+    def _keep_headers(self, headers: Mapping[str, str]) -> None:
+        vars(self)["_headers"] = headers
 
 
 ParsedT = TypeVar("ParsedT")

@@ -13,6 +13,7 @@ from aiocometapi import (
     AsyncCometAPI,
     AsyncStream,
     CometAPI,
+    RawResponse,
     FanOutResult,
     ParsedAsyncStream,
     ParsedStream,
@@ -223,3 +224,32 @@ def check_sync_client(client: CometAPI, flag: bool) -> None:
     with CometAPI() as other:
         assert_type(other, CometAPI)
     client.close()
+
+
+async def check_raw_and_settings(client: AsyncCometAPI, sync: CometAPI) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    raw = await client.chat.completions.with_raw_response.create(model="m", messages=messages)
+    assert_type(raw, RawResponse[ChatCompletion])
+    assert_type(raw.parse(), ChatCompletion)
+    assert_type(raw.status_code, int)
+    assert_type(raw.request_id, str | None)
+    raw_stream = await client.chat.completions.with_raw_response.create(
+        model="m", messages=messages, stream=True
+    )
+    assert_type(raw_stream.parse(), AsyncStream[ChatCompletionChunk])
+    raw_parsed = await client.chat.completions.with_raw_response.parse(
+        model="m", messages=messages, response_format=Answer
+    )
+    assert_type(raw_parsed.parse(), ParsedChatCompletion[Answer])
+    assert_type((await client.models.with_raw_response.list()).parse(), ModelList)
+    assert_type((await client.models.with_raw_response.retrieve("m")).parse(), Model)
+    assert_type(raw.parse().headers.get("x-request-id"), str | None)
+    assert_type(client.api_key, str)
+    assert_type(client.with_options(api_key="k", base_url="https://x/v1"), AsyncCometAPI)
+    await client.close()
+    sync_raw = sync.chat.completions.with_raw_response.create(
+        model="m", messages=messages, stream=True
+    )
+    assert_type(sync_raw.parse(), Stream[ChatCompletionChunk])
+    assert_type(sync.models.with_raw_response.list().parse(), ModelList)
+    assert_type(sync.with_options(api_key="k"), CometAPI)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
 
+from .._raw import RawResponse, raw_call
 from .._requester import Requester
 from ..types import Model, ModelList
 
-__all__ = ["ModelListRequest", "Models"]
+__all__ = ["ModelListRequest", "Models", "ModelsWithRawResponse"]
+
+T = TypeVar("T")
 
 _decoder = msgspec.json.Decoder(ModelList)
 _model_decoder = msgspec.json.Decoder(Model)
@@ -52,14 +55,42 @@ class Models:
         return ModelListRequest(self._list)
 
     async def _list(self) -> ModelList:
-        answer = await self._requester.request("GET", "/models", decoder=_decoder)
-        return answer.value
+        return (await self._get("/models", _decoder))[0]
 
     async def retrieve(self, model: str) -> Model:
         """``GET /models/{model}``: one model; ``NotFoundError`` if the gateway has no such id."""
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"model must be a non-empty string, got {model!r}")
-        answer = await self._requester.request(
-            "GET", f"/models/{quote(model, safe='')}", decoder=_model_decoder
-        )
-        return answer.value
+        return (await self._get(_model_path(model), _model_decoder))[0]
+
+    async def _get(
+        self, path: str, decoder: msgspec.json.Decoder[T]
+    ) -> tuple[T, int, Mapping[str, str]]:
+        answer = await self._requester.request("GET", path, decoder=decoder)
+        return answer.value, answer.status, answer.headers
+
+    @property
+    def with_raw_response(self) -> ModelsWithRawResponse:
+        """``list`` and ``retrieve`` returning a ``RawResponse`` (headers, status, request id,
+        elapsed), whose ``parse()`` gives the ``ModelList`` or ``Model``."""
+        return ModelsWithRawResponse(self)
+
+
+def _model_path(model: str) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a non-empty string, got {model!r}")
+    return f"/models/{quote(model, safe='')}"
+
+
+class ModelsWithRawResponse:
+    """``client.models.with_raw_response``."""
+
+    def __init__(self, models: Models) -> None:
+        self._models = models
+
+    async def list(self) -> RawResponse[ModelList]:
+        """``GET /models``, its ``ModelList`` behind ``RawResponse.parse()``."""
+        return await raw_call(lambda: self._models._get("/models", _decoder))
+
+    async def retrieve(self, model: str) -> RawResponse[Model]:
+        """``GET /models/{model}``, the ``Model`` behind ``RawResponse.parse()``."""
+        path = _model_path(model)
+        return await raw_call(lambda: self._models._get(path, _model_decoder))
