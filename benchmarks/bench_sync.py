@@ -10,7 +10,7 @@ loop thread included) is the client's alone. Three cases, each run by both clien
 - ``threads``: ``--threads`` threads sharing one client, each sending requests; CPU µs per
   request and requests/s.
 
-The report gives the median and the min–max of the repeats. Run it by hand:
+The report gives the median and the min-max of the repeats. Run it by hand:
 ``python benchmarks/bench_sync.py`` (about a minute), ``--quick`` for a smoke run.
 """
 
@@ -143,7 +143,7 @@ def threaded(client: Client, n: int, threads: int) -> int:
 
 
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
 def main() -> None:
@@ -163,7 +163,7 @@ def main() -> None:
         for name in ("aiocometapi", "openai", "aiohttp", "anyio", "msgspec")
     )
     print(f"Python {platform.python_version()} on {platform.machine()}, {versions}")
-    print(f"{args.repeat} repeats, alternating order; median (min–max)\n")
+    print(f"{args.repeat} repeats, alternating order; median (min-max)\n")
 
     cases: dict[str, Callable[[Client], int]] = {
         "plain": lambda c: plain(c, args.requests),

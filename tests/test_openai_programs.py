@@ -80,7 +80,9 @@ SPECS: dict[str, Program] = {
         "Echo: How do I list every file of a directory in Python?",
         "----- custom response headers test -----", "mock-",
     ]),
-    "examples_streaming_chunks.py": Program(['got response data: {\n  "id"', '"content": "1,2,3,"']),
+    "examples_streaming_chunks.py": Program(
+        ['got response data: {\n  "id"', '"content": "1,2,3,"']
+    ),
     "helpers_parse.py": Program(["[Step(explanation='example', output='example')]",
                                  "answer:  example"]),
     "readme_async_aiohttp.py": Program(["Echo: Reply that this is a test"]),

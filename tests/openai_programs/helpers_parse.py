@@ -1,11 +1,10 @@
 """openai-python helpers.md, "Auto-parsing response content with Pydantic models" (sync).
 
 Source: github.com/openai/openai-python, helpers.md at commit e43b422. Changed: the import, and
-the answer's types are msgspec Structs where the example has pydantic ``BaseModel``s
+the answer's types are msgspec Structs (with ``list[...]``) where the example has pydantic
+``BaseModel``s
 (aiocometapi builds the strict JSON schema from msgspec types, dataclasses and TypedDicts).
 """
-
-from typing import List
 
 from msgspec import Struct
 
@@ -18,7 +17,7 @@ class Step(Struct):
 
 
 class MathResponse(Struct):
-    steps: List[Step]
+    steps: list[Step]
     final_answer: str
 
 

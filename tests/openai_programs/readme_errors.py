@@ -18,7 +18,7 @@ try:
 except openai.APIConnectionError as e:
     print("The server could not be reached")
     print(e.__cause__)  # the lower-level exception, if one is chained
-except openai.RateLimitError as e:
+except openai.RateLimitError:
     print("A 429 status code was received; we should back off a bit.")
 except openai.APIStatusError as e:
     print("Another non-200-range status code was received")
