@@ -2,8 +2,8 @@
 
 Source: github.com/openai/openai-python, helpers.md at commit e43b422. Changed: the import, and
 the answer's types are msgspec Structs (with ``list[...]``) where the example has pydantic
-``BaseModel``s
-(aiocometapi builds the strict JSON schema from msgspec types, dataclasses and TypedDicts).
+``BaseModel``s (aiocometapi builds the strict JSON schema from msgspec types, dataclasses and
+TypedDicts).
 """
 
 from msgspec import Struct
