@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -53,10 +55,9 @@ async def client(server: MockServer) -> AsyncIterator[AsyncCometAPI]:
         yield api
 
 
-@pytest.fixture
-def threaded_server() -> Iterator[MockServer]:
-    """A MockServer on a loop in another thread, so that cli.main can run its own loop here."""
-    server = MockServer()
+@contextlib.contextmanager
+def serve_in_thread(server: MockServer) -> Iterator[MockServer]:
+    """Run ``server`` on a loop in another thread, so that cli.main can run its own loop here."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -70,5 +71,21 @@ def threaded_server() -> Iterator[MockServer]:
         loop.close()
 
 
+@pytest.fixture
+def threaded_server() -> Iterator[MockServer]:
+    """A MockServer on a loop in another thread, so that cli.main can run its own loop here."""
+    with serve_in_thread(MockServer()) as server:
+        yield server
+
+
 def user(text: str) -> dict[str, str]:
     return {"role": "user", "content": text}
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nothing listens on: bound to find a free one, then closed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

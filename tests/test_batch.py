@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from aiocometapi import AsyncCometAPI, cli
-from aiocometapi._batch import run_batch
+from aiocometapi.batch import BatchOptions, run_batch
 from aiocometapi.testing import MockServer
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, serve_in_thread
 
 MODEL = "gpt-5.4-mini"
 URL = "/v1/chat/completions"
@@ -129,11 +129,14 @@ def test_http_error_is_an_answer_with_its_status(
 @pytest.mark.usefixtures("env")
 def test_connection_failure_is_an_error_line(threaded_server: MockServer, tmp_path: Path) -> None:
     """A request that got no answer is written with response null and an error code."""
+    threaded_server.reply_turn(content="fine")
     threaded_server.reply_drop()
-    inp = write_input(tmp_path / "in.jsonl", [request_line("dropped")])
+    inp = write_input(tmp_path / "in.jsonl", [request_line("good"), request_line("dropped")])
     out = tmp_path / "out.jsonl"
-    assert batch(threaded_server, inp, out, "--max-retries", "0") == 1
-    [answer] = read_output(out)
+    assert batch(threaded_server, inp, out, "--max-retries", "0", "-c", "1") == 1
+    answers = {a["custom_id"]: a for a in read_output(out)}
+    assert answers["good"]["error"] is None
+    answer = answers["dropped"]
     assert answer["response"] is None
     assert answer["error"]["code"] == "connection_error"
     assert answer["error"]["message"]
@@ -144,13 +147,135 @@ def test_key_never_appears_in_output_or_stderr(
     threaded_server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A server that echoes the key in an error gets it blanked out of the output and stderr."""
-    threaded_server.reply_error(401, f"Incorrect API key provided: {FAKE_KEY}")
+    threaded_server.reply_error(400, f"Bad request sent with key {FAKE_KEY}")
     inp = write_input(tmp_path / "in.jsonl", [request_line("a")])
     out = tmp_path / "out.jsonl"
     assert batch(threaded_server, inp, out) == 1
     captured = capsys.readouterr()
     assert FAKE_KEY not in out.read_text() and "***" in out.read_text()
     assert FAKE_KEY not in captured.err + captured.out
+
+
+# --------------------------------------------------------------------------- early stop
+
+
+RIGHT_KEY = "sk-the-right-key-0123456789"
+
+
+def stop_line(err: str) -> str:
+    """The line of the summary that says why the run stopped; checked to be the only one."""
+    [line] = [line for line in err.splitlines() if "stopped after" in line]
+    return line
+
+
+@pytest.mark.usefixtures("env")
+def test_refused_key_stops_the_batch_and_a_rerun_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a refused key the run stops after one wave, writes nothing, and a rerun resumes all."""
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(320)])
+    out = tmp_path / "out.jsonl"
+    with serve_in_thread(MockServer(api_key=RIGHT_KEY)) as server:
+        started = time.monotonic()
+        assert batch(server, inp, out, "-c", "16") == 3
+        elapsed = time.monotonic() - started
+        sent = len(server.requests)
+        assert sent <= 16 and elapsed < 5
+        assert not out.exists()
+        err = capsys.readouterr().err
+        line = stop_line(err)
+        assert f"stopped after {sent} request(s)" in line
+        assert "refused with 401: Invalid API key" in line
+        assert "not run    320 (fix the cause, then rerun" in err
+
+        monkeypatch.setenv("COMETAPI_KEY", RIGHT_KEY)
+        assert batch(server, inp, out, "-c", "16") == 0
+        assert len(server.requests) == sent + 320
+    assert sorted(custom_ids(out)) == sorted(f"r{i}" for i in range(320))
+
+
+@pytest.mark.usefixtures("env")
+def test_unreachable_host_stops_the_batch_and_a_rerun_resumes(
+    threaded_server: MockServer, closed_port: int, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Against a closed port the run stops at once, writes nothing; a rerun elsewhere resumes."""
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(320)])
+    out = tmp_path / "out.jsonl"
+    url = f"http://127.0.0.1:{closed_port}/v1"
+    started = time.monotonic()
+    assert cli.main(["batch", str(inp), "-o", str(out), "--base-url", url, "-c", "16"]) == 3
+    assert time.monotonic() - started < 5
+    assert not out.exists()
+    line = stop_line(capsys.readouterr().err)
+    assert "no request so far got an answer: Could not connect" in line
+    assert str(closed_port) in line
+    sent = int(line.split("stopped after ")[1].split()[0])
+    assert 1 <= sent <= 16
+
+    assert batch(threaded_server, inp, out, "-c", "16") == 0
+    assert sorted(custom_ids(out)) == sorted(f"r{i}" for i in range(320))
+
+
+@pytest.mark.usefixtures("env")
+def test_same_client_error_on_the_first_lines_stops_the_batch(
+    threaded_server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same 4xx on the first 8 answers stops the run within concurrency + 7 requests."""
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(320)])
+    out = tmp_path / "out.jsonl"
+    url = threaded_server.url.removesuffix("/v1")
+    assert cli.main(["batch", str(inp), "-o", str(out), "--base-url", url, "-c", "16"]) == 3
+    assert 8 <= len(threaded_server.requests) <= 16 + 7
+    assert not out.exists()
+    assert "the first 8 answers were all 404" in stop_line(capsys.readouterr().err)
+
+
+@pytest.mark.usefixtures("env")
+def test_keep_going_sends_every_line_and_names_the_common_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep-going answers every line; the summary quotes the most common error message."""
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(40)])
+    out = tmp_path / "out.jsonl"
+    with serve_in_thread(MockServer(api_key=RIGHT_KEY)) as server:
+        assert batch(server, inp, out, "-c", "8", "--keep-going") == 1
+        assert len(server.requests) == 40
+    assert len(custom_ids(out)) == 40
+    err = capsys.readouterr().err
+    assert "failed     40 (401: 40)" in err
+    assert "most often (40): 401: Invalid API key" in err
+
+
+@pytest.mark.usefixtures("env")
+def test_summary_names_the_most_common_failure(
+    threaded_server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Among failed lines of several kinds the summary quotes the message seen most often."""
+    threaded_server.reply_turn(content="fine")
+    for message in ["context too long", "bad value", "context too long"]:
+        threaded_server.reply_error(400, message)
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(4)])
+    out = tmp_path / "out.jsonl"
+    assert batch(threaded_server, inp, out, "-c", "1") == 1
+    assert len(custom_ids(out)) == 4
+    err = capsys.readouterr().err
+    assert "failed     3 (400: 3)" in err and "most often (2): 400: context too long" in err
+
+
+@pytest.mark.usefixtures("env")
+def test_failures_that_stop_nothing_are_all_written(
+    threaded_server: MockServer, tmp_path: Path
+) -> None:
+    """Failed answers held back while a stop was possible are written once it is not."""
+    for i in range(12):
+        threaded_server.reply_error(400, f"bad {i}", code=f"code_{i % 3}")
+    inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(30)])
+    out = tmp_path / "out.jsonl"
+    assert batch(threaded_server, inp, out, "-c", "2") == 1
+    answers = read_output(out)
+    assert len(answers) == 30
+    assert sum(a["response"]["status_code"] == 400 for a in answers) == 12
 
 
 # --------------------------------------------------------------------------- malformed input
@@ -195,7 +320,7 @@ def test_strict_stops_before_anything_is_sent(
     out = tmp_path / "out.jsonl"
     assert batch(threaded_server, inp, out, "--strict") == 2
     assert threaded_server.requests == []
-    assert out.read_bytes() == b""
+    assert not out.exists()
     err = capsys.readouterr().err
     assert f"{inp}:2: " in err and f"{inp}:8: " in err and "nothing was sent" in err
 
@@ -256,7 +381,8 @@ def test_failed_answers_keep_a_rerun_at_exit_1(
     assert batch(threaded_server, inp, out) == 1
     assert batch(threaded_server, inp, out) == 1
     assert len(threaded_server.requests) == 1
-    assert "(1 of them failed)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "(1 of them failed: --retry-failed sends those again)" in err
 
 
 @pytest.mark.usefixtures("env")
@@ -321,9 +447,8 @@ async def test_progress_line_redrawn_on_a_terminal(tmp_path: Path) -> None:
     async with MockServer(latency=0.15) as server, AsyncCometAPI(
         FAKE_KEY, base_url=server.url
     ) as client:
-        summary = await run_batch(
-            client, str(inp), str(tmp_path / "out.jsonl"), concurrency=2, stderr=stderr
-        )
+        options = BatchOptions(concurrency=2, stderr=stderr)
+        summary = await run_batch(client, str(inp), str(tmp_path / "out.jsonl"), options=options)
     assert summary.exit_status == 0 and summary.succeeded == 8
     text = stderr.getvalue()
     assert "\rbatch " in text and "/8 " in text
@@ -476,7 +601,7 @@ def test_rewritten_output_is_locked(tmp_path: Path) -> None:
     """After taking failed answers out, the run holds the lock on the new file."""
     import fcntl
 
-    from aiocometapi._batch_files import _Output
+    from aiocometapi.batch.output import Output
 
     out = tmp_path / "out.jsonl"
     lines: list[dict[str, Any] | str] = [
@@ -486,7 +611,7 @@ def test_rewritten_output_is_locked(tmp_path: Path) -> None:
     write_input(out, lines)
     os.chmod(out, 0o640)
     warnings: list[str] = []
-    output = _Output(str(out), warnings.append, retry_failed=True)
+    output = Output(str(out), warnings.append, retry_failed=True)
     try:
         assert output.done == {"a": True}
         assert custom_ids(out) == ["a"]

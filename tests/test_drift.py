@@ -238,3 +238,79 @@ def test_any_drift_is_repaired_or_refused(changes: dict[tuple[Any, ...], Any]) -
     except msgspec.DecodeError:
         return
     assert isinstance(completion, ChatCompletion)
+
+
+# --------------------------------------------------------------------------- fields not named
+
+
+class Values(msgspec.Struct):
+    values: list[int]
+
+
+async def test_answer_keeps_every_field(client: AsyncCometAPI, server: MockServer) -> None:
+    """An answer's JSON is kept: `extra` holds what the types do not name (OpenRouter's
+    provider, cost and native_finish_reason here), and `raw_json` all of it."""
+    answer = drifted({})
+    answer["provider"] = "Anthropic"
+    answer["usage"]["cost"] = 0.0021
+    answer["choices"][0]["native_finish_reason"] = "end_turn"
+    server.reply_json(answer)
+    completion = await client.chat.completions.create(model=MODEL, messages=[user("x")])
+    assert completion.extra == {
+        "provider": "Anthropic", "usage": {"cost": 0.0021},
+        "choices": [{"native_finish_reason": "end_turn"}],
+    }  # fmt: skip
+    assert json.loads(completion.raw_json or b"null") == answer
+    encoded = msgspec.json.decode(msgspec.json.encode(completion))
+    assert set(encoded) == set(ChatCompletion.__struct_fields__)  # the JSON kept is no field
+
+
+async def test_parsed_answer_keeps_every_field(client: AsyncCometAPI, server: MockServer) -> None:
+    """parse() keeps the answer's JSON too, and Azure's filter results on the choice."""
+    answer = drifted({(*MESSAGE, "content"): '{"values": [1, 2]}'})
+    answer["provider"] = "Azure"
+    answer["choices"][0]["content_filter_results"] = {"hate": {"filtered": False}}
+    server.reply_json(answer)
+    parsed = await client.chat.completions.parse(
+        model=MODEL, messages=[user("x")], response_format=Values
+    )
+    assert parsed.choices[0].message.parsed == Values(values=[1, 2])
+    assert parsed.extra == {"provider": "Azure"}
+    assert parsed.choices[0].content_filter_results == {"hate": {"filtered": False}}
+
+
+def test_answer_with_reasoning_under_its_other_name() -> None:
+    """`message.reasoning` (OpenRouter, vLLM) is kept and read by reasoning_text."""
+    completion = decode(DECODER, msgspec.json.encode(drifted({
+        (*MESSAGE, "reasoning"): "because",
+        (*MESSAGE, "reasoning_details"): [{"type": "reasoning.text", "text": "because"}],
+    })), what="an answer")  # fmt: skip
+    message = completion.choices[0].message
+    assert (message.reasoning, message.reasoning_text) == ("because", "because")
+    assert message.reasoning_details == [{"type": "reasoning.text", "text": "because"}]
+
+
+def test_azure_filter_results_in_an_answer() -> None:
+    """Azure's prompt and content filter results are typed on an answer."""
+    completion = decode(DECODER, msgspec.json.encode(drifted({
+        ("prompt_filter_results",): [{"prompt_index": 0, "content_filter_results": {}}],
+        ("choices", 0, "content_filter_results"): {"violence": {"filtered": False}},
+    })), what="an answer")  # fmt: skip
+    assert completion.prompt_filter_results == [{"prompt_index": 0, "content_filter_results": {}}]
+    assert completion.choices[0].content_filter_results == {"violence": {"filtered": False}}
+    assert completion.extra == {}  # decoded outside the client: no JSON kept
+
+
+def test_magistral_thinking_parts_are_reasoning() -> None:
+    """Mistral's Magistral sends content as thinking parts beside text: the text is the
+    content, the thinking the reasoning, instead of both as JSON text in content."""
+    completion = decode(DECODER, msgspec.json.encode(drifted({
+        (*MESSAGE, "content"): [
+            {"type": "thinking", "thinking": [{"type": "text", "text": "2+2 is "},
+                                             {"type": "text", "text": "4."}]},
+            {"type": "text", "text": "4"},
+        ],
+    })), what="an answer")  # fmt: skip
+    message = completion.choices[0].message
+    assert (message.content, message.reasoning) == ("4", "2+2 is 4.")
+    assert message.reasoning_text == "2+2 is 4."

@@ -12,7 +12,14 @@ from typing import Any
 import anyio
 import pytest
 
-from aiocometapi import AsyncCometAPI, CometAPIError, FanOutResult
+from aiocometapi import (
+    APIConnectionError,
+    AsyncCometAPI,
+    AuthenticationError,
+    CometAPIError,
+    FanOutResult,
+    SystemicFailureError,
+)
 from aiocometapi._fanout import fan_out
 from aiocometapi.testing import MockServer
 from aiocometapi.types import ChatCompletion
@@ -248,3 +255,124 @@ async def test_budgets_pace_requests() -> None:
     assert state.waits >= 20  # a burst of ten seconds' worth (10), then paced
     assert state.tokens_used == sum(r.completion.usage.total_tokens for r in results)  # type: ignore[union-attr]
     assert state.in_flight == 0
+
+
+# --------------------------------------------------------------------------- early stop
+
+
+class CountingSource:
+    """Requests taken lazily, counting how many the fan-out has read."""
+
+    def __init__(self, n: int) -> None:
+        self.read = 0
+        self._n = n
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for request in requests(self._n):
+            self.read += 1
+            yield request
+
+
+async def run_until_stopped(
+    results: AsyncIterator[FanOutResult],
+) -> tuple[list[FanOutResult], SystemicFailureError]:
+    seen: list[FanOutResult] = []
+    with pytest.raises(SystemicFailureError) as caught:
+        async for result in results:
+            seen.append(result)
+    return seen, caught.value
+
+
+async def test_stop_when_every_request_is_refused() -> None:
+    """With a refused key, the fan-out sends one wave of requests, yields them, then stops."""
+    source = CountingSource(320)
+    async with MockServer(api_key="sk-the-right-key") as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url
+    ) as client:
+        seen, stopped = await run_until_stopped(
+            client.chat.completions.fan_out(source, concurrency=16, stop_on_systemic_failure=True)
+        )
+        sent = server.stats.requests
+    assert sent <= 16
+    assert stopped.taken == source.read == len(seen) == sent
+    assert sorted(r.index for r in seen) == list(range(stopped.taken))
+    assert all(isinstance(r.error, AuthenticationError) for r in seen)
+    assert "401" in stopped.reason and "Invalid API key" in stopped.reason
+    assert isinstance(stopped.error, AuthenticationError)
+    assert "not sent" in str(stopped)
+
+
+async def test_stop_when_the_host_is_unreachable(closed_port: int) -> None:
+    """Against a closed port the fan-out stops once the first requests ran out of retries."""
+    source = CountingSource(320)
+    started = time.monotonic()
+    async with AsyncCometAPI(FAKE_KEY, base_url=f"http://127.0.0.1:{closed_port}/v1") as client:
+        seen, stopped = await run_until_stopped(
+            client.chat.completions.fan_out(source, concurrency=16, stop_on_systemic_failure=True)
+        )
+    assert stopped.taken == source.read == len(seen) <= 16
+    assert all(isinstance(r.error, APIConnectionError) and r.attempts == 5 for r in seen)
+    assert "no request so far got an answer" in stopped.reason
+    assert str(closed_port) in stopped.reason
+    assert time.monotonic() - started < 5
+
+
+async def test_stop_after_the_same_client_error_on_the_first_answers(server: MockServer) -> None:
+    """The same 4xx on the first 8 answers (here a base URL without /v1) stops the fan-out."""
+    source = CountingSource(200)
+    async with AsyncCometAPI(FAKE_KEY, base_url=server.url.removesuffix("/v1")) as client:
+        seen, stopped = await run_until_stopped(
+            client.chat.completions.fan_out(source, concurrency=4, stop_on_systemic_failure=True)
+        )
+    assert 8 <= stopped.taken == len(seen) == server.stats.requests <= 4 + 7
+    assert "the first 8 answers were all 404" in stopped.reason
+    assert "Invalid URL" in stopped.reason
+
+
+async def test_no_stop_once_a_request_succeeded(client: AsyncCometAPI, server: MockServer) -> None:
+    """After one success, refusals and client errors are per-input results; nothing stops."""
+    server.reply_turn(content="fine")
+    for _ in range(12):
+        server.reply_error(401, "Invalid API key")
+    results = await collect(
+        client.chat.completions.fan_out(requests(30), concurrency=1, stop_on_systemic_failure=True)
+    )
+    assert len(results) == 30
+    assert sum(isinstance(r.error, AuthenticationError) for r in results) == 12
+
+
+async def test_differing_client_errors_do_not_stop(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """First answers that fail in different ways are not taken as a systemic failure."""
+    for i in range(10):
+        server.reply_error(400, f"bad {i}", code="bad_value" if i % 2 else "bad_param")
+    results = await collect(
+        client.chat.completions.fan_out(requests(20), concurrency=2, stop_on_systemic_failure=True)
+    )
+    assert len(results) == 20 and sum(r.ok for r in results) == 10
+
+
+async def test_refusals_do_not_stop_by_default() -> None:
+    """Without the option, every input yields its result, however they fail."""
+    async with MockServer(api_key="sk-the-right-key") as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url
+    ) as client:
+        results = await collect(client.chat.completions.fan_out(requests(40), concurrency=8))
+    assert sorted(r.index for r in results) == list(range(40))
+    assert server.stats.requests == 40
+
+
+async def test_ordered_stop_yields_what_was_taken_in_order() -> None:
+    """In ordered mode a stop wakes workers waiting for room, and yields in input order."""
+    async with MockServer(api_key="sk-the-right-key") as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url
+    ) as client:
+        seen, stopped = await run_until_stopped(
+            client.chat.completions.fan_out(
+                requests(100), concurrency=4, ordered=True, window=4,
+                stop_on_systemic_failure=True,
+            )
+        )
+    assert [r.index for r in seen] == list(range(stopped.taken))
+    assert stopped.taken <= 4

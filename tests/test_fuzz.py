@@ -336,7 +336,7 @@ def feed_all(chunks: list[bytes], payloads: bool, limit: int) -> list[tuple[str,
     events: list[tuple[str, str]] = []
     try:
         for piece in chunks:
-            for item in decoder.feed_payloads(piece) if payloads else decoder.feed(piece):
+            for item in decoder._feed_payloads(piece) if payloads else decoder.feed(piece):
                 if isinstance(item, ServerSentEvent):
                     events.append((item.event, item.data))
                 else:
@@ -468,7 +468,7 @@ def test_decoder_time_is_linear(shape: str) -> None:
         def run() -> None:
             decoder = SSEDecoder(max_event_size=1 << 40)
             for c in chunks:
-                decoder.feed_payloads(c)
+                decoder._feed_payloads(c)
             decoder.end()
 
         return run
@@ -531,7 +531,7 @@ def decoder_peak(events: int) -> int:
     tracemalloc.start()
     try:
         for c in chunks:
-            decoder.feed_payloads(c)
+            decoder._feed_payloads(c)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -23,7 +23,7 @@ def run(chunks: list[bytes], *, payloads: bool = False, **kwargs: int) -> Outcom
         if payloads:
             events += [
                 E(data=e.decode("utf-8", "replace")) if isinstance(e, bytes) else e
-                for e in decoder.feed_payloads(chunk)
+                for e in decoder._feed_payloads(chunk)
             ]
         else:
             events += decoder.feed(chunk)
@@ -218,14 +218,25 @@ def test_last_event_id_and_retry() -> None:
     assert decoder.last_event_id == "10"
 
 
-def test_feed_payloads_gives_raw_bytes_for_plain_events() -> None:
-    """feed_payloads returns plain data events as raw bytes and the rest as events."""
+def test_fast_path_gives_raw_bytes_for_plain_events() -> None:
+    """The stream's fast path returns plain data events as raw bytes and the rest as events."""
     decoder = SSEDecoder()
-    assert decoder.feed_payloads(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [
+    assert decoder._feed_payloads(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [
         b'{"a":1}', b"[DONE]"
     ]
-    out = decoder.feed_payloads(b"event: error\ndata: x\n\ndata: l1\ndata: l2\n\ndata: y\n\n")
+    out = decoder._feed_payloads(b"event: error\ndata: x\n\ndata: l1\ndata: l2\n\ndata: y\n\n")
     assert out == [E(event="error", data="x"), E(data="l1\nl2"), b"y"]
+
+
+def test_fast_path_keeps_event_ids() -> None:
+    """With an event ID in force the fast path returns events, so that no ID is lost."""
+    decoder = SSEDecoder()
+    assert decoder._feed_payloads(b"data: a\n\n") == [b"a"]
+    out = decoder._feed_payloads(b"id: 7\ndata: b\n\ndata: c\n\n")
+    assert out == [E(data="b", id="7"), E(data="c", id="7")]
+    assert decoder._feed_payloads(b"data: d\n\ndata: e\n\n") == [
+        E(data="d", id="7"), E(data="e", id="7")
+    ]
 
 
 def test_huge_retry_does_not_raise() -> None:
@@ -364,6 +375,76 @@ def without_ids(outcome: Outcome) -> tuple[object, ...]:
     """An outcome with each event reduced to (type, data): raw payloads carry no id."""
     events, *rest = outcome
     return ([(e.event, e.data) for e in events], *rest)
+
+
+_ends = st.sampled_from(["\n", "\r", "\r\n"])
+_json_ish = st.one_of(
+    st.sampled_from(['{"a":1}', "[DONE]", "", " ", '{"c":"\u00e9"}', "x: y", "data: z"]),
+    st.text(max_size=16).filter(lambda t: "\n" not in t and "\r" not in t),
+)
+# Mostly the stream's own shape (one "data: " line per event), the rest of the syntax mixed in.
+_payload_line = st.one_of(
+    *[_json_ish.map("data: ".__add__)] * 6,
+    _typical_lines,
+    _field_line,
+    st.just(""),
+)
+payload_streams = st.builds(
+    lambda bom, events, ends, junk, last: (
+        (b"\xef\xbb\xbf" if bom else b"")
+        + b"".join(
+            line.encode() + junk[i % len(junk)] + ends[i % len(ends)].encode()
+            for i, line in enumerate(line for event in events for line in (*event, ""))
+        )
+        + last.encode()
+    ),
+    st.booleans(),
+    st.lists(st.lists(_payload_line, min_size=1, max_size=3), max_size=12),
+    st.lists(_ends, min_size=1, max_size=3),
+    # Bytes that are not UTF-8 (or only half of a character), now and then.
+    st.lists(st.sampled_from([b""] * 8 + [b"\xff", b"\xe2\x82", b"\xc3", b"\xed\xa0\x80"]),
+             min_size=1, max_size=6),
+    st.one_of(st.just(""), _line),
+)
+
+
+def fast_path_run(chunks: list[bytes], **kwargs: int) -> Outcome:
+    """``run`` through the stream's fast path, each raw payload read as the event it stands for."""
+    decoder = SSEDecoder(**kwargs)
+    events: list[ServerSentEvent] = []
+    for chunk in chunks:
+        for item in decoder._feed_payloads(chunk):
+            if isinstance(item, bytes):
+                item = E("message", item.decode("utf-8", "replace"), None, None)
+            events.append(item)
+    assert decoder.end() == []
+    return events, decoder.truncated, decoder.last_event_id, decoder.retry
+
+
+def outcome_or_too_large(chunks: list[bytes], fast: bool, **kwargs: int) -> Outcome | None:
+    try:
+        return fast_path_run(chunks, **kwargs) if fast else run(chunks, **kwargs)
+    except EventTooLargeError:
+        return None
+
+
+@settings(max_examples=500)
+@given(
+    stream=st.one_of(payload_streams, payload_streams, any_stream),
+    data=st.data(),
+    limit=st.just(1 << 20) | st.integers(1, 64),
+)
+def test_fast_path_equals_feed(stream: bytes, data: st.DataObject, limit: int) -> None:
+    """The stream's fast path gives exactly feed()'s events (type, data, id, retry), end state
+    and size errors, each fed at its own random split points, for any mix of line endings,
+    comments, event/id/retry fields, BOM and invalid UTF-8."""
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=16), "feed cuts")
+    fast_cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=16), "fast cuts")
+    expected = outcome_or_too_large(split_at(stream, cuts), False, max_event_size=limit)
+    fast = outcome_or_too_large(split_at(stream, fast_cuts), True, max_event_size=limit)
+    assert fast == expected
+    if expected is not None and limit == 1 << 20:
+        assert expected == reference(stream)
 
 
 @settings(max_examples=300)

@@ -31,12 +31,13 @@ from ._fanout import FanOutResult
 from ._logs import setup_from_env as _setup_logging
 from ._parsed_stream import ParsedAsyncStream
 from ._ratelimit import RateState
-from ._raw import RawResponse
+from ._raw_response import RawResponse
 from ._retry import instant_retries
 from ._streaming import AsyncStream
 from ._structured import to_strict_json_schema
 from ._sync import CometAPI
 from ._sync_streams import ParsedStream, Stream
+from ._systemic import SystemicFailureError
 from ._tool_runner import (
     RunCompleted,
     TextDelta,
@@ -45,7 +46,7 @@ from ._tool_runner import (
     ToolRun,
     ToolRunEvent,
 )
-from ._tools import Tool, function_tool
+from ._tools import Tool, custom_tool, function_tool
 from ._version import __version__
 from .types import Adjustment
 
@@ -86,6 +87,7 @@ __all__ = [
     "RunCompleted",
     "Stream",
     "StreamError",
+    "SystemicFailureError",
     "TextDelta",
     "Timeout",
     "Tool",
@@ -97,6 +99,7 @@ __all__ = [
     "ToolRunEvent",
     "UnprocessableEntityError",
     "__version__",
+    "custom_tool",
     "function_tool",
     "instant_retries",
     "to_strict_json_schema",

@@ -14,6 +14,7 @@ from .types import (
     ChoiceDelta,
     ChoiceDeltaToolCall,
     ChoiceLogprobs,
+    CustomCall,
     Function,
     ToolCall,
     Usage,
@@ -21,13 +22,16 @@ from .types import (
 
 __all__ = ["FOLD_EVERY", "Accumulator"]
 
+_JOINED = frozenset({"text", "summary", "data"})
+"""The keys of a reasoning block whose pieces are joined (the others are set once)."""
+
 FOLD_EVERY = 64
 """Chunks are kept as they come and folded in batches of this size: appending costs next to
 nothing on the per-chunk path, and folding every so often keeps memory bounded."""
 
 
 class _ToolCallParts:
-    __slots__ = ("arguments", "extra_content", "id", "name", "type")
+    __slots__ = ("arguments", "custom_input", "custom_name", "extra_content", "id", "name", "type")
 
     def __init__(self) -> None:
         self.id: str | None = None
@@ -35,13 +39,23 @@ class _ToolCallParts:
         self.name: str | None = None
         self.arguments: list[str] = []
         self.extra_content: dict[str, Any] | None = None
+        self.custom_name: str | None = None
+        self.custom_input: list[str] | None = None
+        """``None`` until a custom fragment arrives: a call is custom by its fragments too."""
 
     def build(self) -> ToolCall:
+        custom = self.custom_input
+        kind = self.type or ("custom" if custom is not None else "function")
         return ToolCall(
             id=self.id or "",
-            type=self.type or "function",
+            type=kind,
             function=Function(name=self.name or "", arguments="".join(self.arguments)),
             extra_content=UNSET if self.extra_content is None else self.extra_content,
+            custom=(
+                UNSET
+                if custom is None
+                else CustomCall(name=self.custom_name or "", input="".join(custom))
+            ),
         )
 
 
@@ -52,6 +66,8 @@ class _ChoiceParts:
         "last_index",
         "logprobs",
         "reasoning",
+        "reasoning_details",
+        "reasoning_other",
         "refusal",
         "refusal_logprobs",
         "role",
@@ -65,6 +81,10 @@ class _ChoiceParts:
         self.content: list[str] = []
         self.refusal: list[str] = []
         self.reasoning: list[str] = []
+        self.reasoning_other: list[str] = []
+        """Reasoning text sent as ``reasoning`` (OpenRouter, vLLM), kept apart from
+        ``reasoning_content`` as the message has both fields."""
+        self.reasoning_details: list[dict[str, Any]] | None = None
         self.tool_calls: dict[int, _ToolCallParts] = {}
         self.tool_call_ids: dict[str, int] = {}
         self.top_index = -1
@@ -79,11 +99,39 @@ class _ChoiceParts:
             self.role = delta.role
         if delta.reasoning_content:
             self.reasoning.append(delta.reasoning_content)
+        if delta.reasoning:
+            self.reasoning_other.append(delta.reasoning)
+        if delta.reasoning_details:
+            self.add_reasoning_details(delta.reasoning_details)
         if delta.refusal:
             self.refusal.append(delta.refusal)
         if delta.tool_calls:
             for call in delta.tool_calls:
                 self.add_tool_call(call)
+
+    def add_reasoning_details(self, details: list[dict[str, Any]]) -> None:
+        """OpenRouter streams each reasoning block in pieces that share its ``index``: the
+        pieces' text is joined, their other keys are kept from the first piece that has them."""
+        merged = self.reasoning_details
+        if merged is None:
+            merged = self.reasoning_details = []
+        for detail in details:
+            index = detail.get("index")
+            target = None
+            if index is not None:
+                for known in reversed(merged):
+                    if known.get("index") == index:
+                        target = known
+                        break
+            if target is None:
+                merged.append(dict(detail))
+                continue
+            for key, value in detail.items():
+                if key in _JOINED and isinstance(value, str):
+                    before = target.get(key)
+                    target[key] = before + value if isinstance(before, str) else value
+                elif target.get(key) is None:
+                    target[key] = value
 
     def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
         if logprobs.content is not None:
@@ -125,6 +173,14 @@ class _ChoiceParts:
                 parts.name = function.name
             if function.arguments:
                 parts.arguments.append(function.arguments)
+        custom = delta.custom
+        if custom is not None:
+            if parts.custom_input is None:
+                parts.custom_input = []
+            if custom.name and parts.custom_name is None:
+                parts.custom_name = custom.name
+            if custom.input:
+                parts.custom_input.append(custom.input)
 
     def _index_of(self, call_id: str | None) -> int:
         if call_id:
@@ -136,6 +192,7 @@ class _ChoiceParts:
         content = "".join(self.content)
         refusal = "".join(self.refusal)
         reasoning = "".join(self.reasoning)
+        reasoning_other = "".join(self.reasoning_other)
         tool_calls = [self.tool_calls[i].build() for i in sorted(self.tool_calls)]
         logprobs = None
         if self.logprobs is not None or self.refusal_logprobs is not None:
@@ -148,23 +205,62 @@ class _ChoiceParts:
                 refusal=refusal or None,
                 reasoning_content=reasoning or None,
                 tool_calls=tool_calls or None,
+                reasoning=reasoning_other or None,
+                reasoning_details=self.reasoning_details,
             ),
             finish_reason=self.finish_reason,
             logprobs=logprobs,
         )
 
 
+class _Header:
+    """The completion's own fields, each from the first chunk that has a real value: Azure
+    routes open with a chunk whose id, model and object are empty and created is 0."""
+
+    __slots__ = ("created", "fingerprint", "id", "model", "prompt_filter", "tier")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.model = ""
+        self.created: int | None = None
+        self.fingerprint: str | None = None
+        self.tier: str | None = None
+        self.prompt_filter: list[dict[str, Any]] | None = None
+
+    def scan(self, chunks: list[ChatCompletionChunk]) -> bool:
+        """Take what is missing from ``chunks``; ``True`` when done looking: id, model and
+        created found, or a batch that had the id is over (a field never sent stays empty)."""
+        for chunk in chunks:
+            if not self.id and chunk.id:
+                self.id = chunk.id
+            if not self.model and chunk.model:
+                self.model = chunk.model
+            if not self.created and chunk.created:
+                self.created = chunk.created
+            if self.fingerprint is None:
+                self.fingerprint = chunk.system_fingerprint
+            if self.tier is None:
+                self.tier = chunk.service_tier
+            if self.prompt_filter is None:
+                self.prompt_filter = chunk.prompt_filter_results
+            if self.id and self.model and self.created:
+                return True
+        return bool(self.id)
+
+
 class Accumulator:
     """Collects the chunks of one stream; ``completion()`` assembles them at any point."""
 
-    __slots__ = ("_choices", "_first", "_usage", "chunks_seen", "pending")
+    __slots__ = ("_choices", "_header", "_looking", "_usage", "chunks_seen", "pending")
 
     def __init__(self) -> None:
         self.pending: list[ChatCompletionChunk] = []
         """Chunks not folded yet; a caller on a hot path may append here directly and call
         ``fold()`` once it holds ``FOLD_EVERY``."""
         self._choices: dict[int, _ChoiceParts] = {}
-        self._first: ChatCompletionChunk | None = None
+        self._header = _Header()
+        self._looking = True
+        """Until the header is complete: the first chunks only, off the per-chunk path."""
         self._usage: Usage | None = None
         self.chunks_seen = 0
 
@@ -180,8 +276,8 @@ class Accumulator:
         pending = self.pending
         if not pending:
             return
-        if self._first is None:
-            self._first = pending[0]
+        if self._looking and self._header.scan(pending):
+            self._looking = False
         self.chunks_seen += len(pending)
         choices = self._choices
         index, parts = -1, None
@@ -202,6 +298,8 @@ class Accumulator:
                     or delta.reasoning_content is not None
                     or delta.refusal is not None
                     or delta.tool_calls is not None
+                    or delta.reasoning is not None
+                    or delta.reasoning_details is not None
                 ):
                     parts.add_rare(delta)
                 if choice.finish_reason is not None:
@@ -210,17 +308,23 @@ class Accumulator:
                     parts.add_logprobs(choice.logprobs)
         pending.clear()
 
+    def finish_reasons(self) -> list[str | None]:
+        """Each choice's finish_reason so far, in choice order."""
+        self.fold()
+        return [self._choices[i].finish_reason for i in sorted(self._choices)]
+
     def completion(self, request_id: str | None = None) -> ChatCompletion:
         """The completion the chunks so far add up to."""
         self.fold()
-        first = self._first
+        header = self._header
         return ChatCompletion(
-            id=first.id if first else "",
-            created=first.created if first else None,
-            model=first.model if first else "",
+            id=header.id,
+            created=header.created,
+            model=header.model,
             choices=[self._choices[i].build(i) for i in sorted(self._choices)],
             usage=self._usage,
-            system_fingerprint=first.system_fingerprint if first else None,
-            service_tier=first.service_tier if first else None,
+            system_fingerprint=header.fingerprint,
+            service_tier=header.tier,
             request_id=request_id,
+            prompt_filter_results=header.prompt_filter,
         )

@@ -169,9 +169,21 @@ class AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
         The copy borrows the pool: closing it does nothing, closing this client closes both.
-        A copy with another ``api_key`` or ``base_url`` gets a rate controller of its own
-        (with this client's budgets), since a gateway's limits are per key; other copies
-        share this client's.
+        Arguments left as ``None`` keep this client's value. A copy with another ``api_key`` or
+        ``base_url`` gets a rate controller of its own (with this client's budgets), since a
+        gateway's limits are per key; other copies share this client's.
+
+        Args:
+            api_key: Another key to send.
+            base_url: Another API base URL.
+            timeout: Seconds, or a ``Timeout`` with each clock.
+            max_retries: Retries after a retryable failure.
+            retry: A whole ``RetryPolicy`` (waits and caps as well as the count).
+            default_headers: Headers added to (or replacing) this client's.
+            compat: The provider-parameter mode for the copy's calls.
+
+        Returns:
+            The new client.
 
         Raises:
             ConfigurationError: a blank key, a malformed URL or header, or a bad setting.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from ._callsite import remember_caller, warn
 from ._exceptions import CompatibilityError, ConfigurationError
 from .types import Adjustment, DeveloperMessage, SystemMessage
 
@@ -402,10 +402,13 @@ _warned: contextvars.ContextVar[set[tuple[str, str]] | None] = contextvars.Conte
 def warn_once_context() -> contextvars.Context:
     """A copy of the current context in which each (parameter, family) warns once only.
 
-    A fan-out creates its runner task in it; the tasks it starts share the one set.
+    A fan-out creates its runner task in it; the tasks it starts share the one set. Their
+    warnings point at the caller's line of now (the one that iterates the fan-out), as no
+    frame of the caller is on a worker task's stack.
     """
     context = contextvars.copy_context()
     context.run(_warned.set, set())
+    remember_caller(context)
     return context
 
 
@@ -416,8 +419,7 @@ def _warn(message: str, parameter: str, family: Family) -> None:
         if key in seen:
             return
         seen.add(key)
-    # Frames: _warn, _report, check, Completions.create, the caller's line.
-    warnings.warn(CompatibilityWarning(message), stacklevel=5)
+    warn(CompatibilityWarning(message))
 
 
 def check(

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+"""Where requests go when neither ``base_url`` nor ``COMETAPI_BASE_URL`` says otherwise."""
 DEFAULT_MAX_RETRIES = 4
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -54,7 +55,14 @@ class Timeout:
 
     @classmethod
     def of(cls, value: float | Timeout | None) -> Timeout:
-        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults)."""
+        """A ``Timeout`` from a ``Timeout``, a number of seconds, or ``None`` (the defaults).
+
+        Args:
+            value: A ``Timeout`` (returned as is), seconds capping every clock, or ``None``.
+
+        Raises:
+            ConfigurationError: a number that is not positive.
+        """
         if value is None:
             return DEFAULT_TIMEOUT
         if isinstance(value, Timeout):

@@ -84,7 +84,12 @@ def request_id_from_message(message: str | None) -> str | None:
 
 
 class CometAPIError(Exception):
-    """Base of every error this package raises."""
+    """Base of every error this package raises.
+
+    Attributes:
+        message: What went wrong; ``str()`` of the error gives it (for an
+            ``APIStatusError``, after the status code).
+    """
 
     message: str
 
@@ -101,7 +106,11 @@ class ConfigurationError(CometAPIError, ValueError):
 
 
 class ClientClosedError(CometAPIError, RuntimeError):
-    """A request was made on a client whose ``aclose()`` already ran."""
+    """A request was made on a client whose ``aclose()`` already ran.
+
+    Args:
+        message: What happened; the default says to create a new client.
+    """
 
     def __init__(
         self, message: str = "This client was closed with aclose(); create a new one."
@@ -114,7 +123,12 @@ class CompatibilityError(CometAPIError, ValueError):
 
 
 class APIConnectionError(CometAPIError):
-    """No usable answer arrived: refused, reset, dropped or otherwise failed connection."""
+    """No usable answer arrived: refused, reset, dropped or otherwise failed connection.
+
+    Attributes:
+        message: What happened, e.g. "Connection error: ..." with the cause.
+        request_id: The server's request id, when an answer had started to arrive.
+    """
 
     def __init__(self, message: str = "Connection error.", *, request_id: str | None = None):
         super().__init__(message)
@@ -122,7 +136,13 @@ class APIConnectionError(CometAPIError):
 
 
 class APITimeoutError(APIConnectionError):
-    """A clock ran out. ``which`` is one of ``connect``, ``total``, ``first_event``, ``idle``."""
+    """A clock ran out. ``which`` is one of ``connect``, ``total``, ``first_event``, ``idle``,
+    ``stream_total`` (see ``Timeout``).
+
+    Attributes:
+        message: Which clock ran out, after how many seconds.
+        which: The name of the clock.
+    """
 
     def __init__(self, message: str = "Request timed out.", *, which: str = "total") -> None:
         super().__init__(message)
@@ -130,7 +150,14 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIResponseValidationError(CometAPIError):
-    """A successful status whose body is not the JSON the API promises; ``body`` is the raw text."""
+    """A successful status whose body is not the JSON the API promises; ``body`` is the raw text.
+
+    Attributes:
+        message: Why the body was refused, and how it starts.
+        body: The body as text (its first 2,000 characters), the API key masked.
+        status_code: The HTTP status of the answer.
+        request_id: The server's request id, if it gave one.
+    """
 
     def __init__(self, message: str, *, body: str, status_code: int = 200,
                  request_id: str | None = None) -> None:
@@ -141,7 +168,21 @@ class APIResponseValidationError(CometAPIError):
 
 
 class APIStatusError(CometAPIError):
-    """The server answered with an error status (4xx or 5xx, or an unexpected 3xx)."""
+    """The server answered with an error status (4xx or 5xx, or an unexpected 3xx).
+
+    A subclass names the status where there is one (``RateLimitError`` for 429, ...).
+
+    Attributes:
+        message: The error body's ``error.message``, or the start of the body's text.
+        status_code: The HTTP status.
+        headers: The response headers (``Retry-After`` and the request id among them).
+        body: The error body, decoded from JSON where it is JSON, else its text.
+        code: The body's ``error.code`` (as text), e.g. ``"model_not_found"``.
+        type: The body's ``error.type``, e.g. ``"invalid_request_error"``.
+        param: The body's ``error.param``: the parameter at fault, if named.
+        request_id: From the ``x-request-id`` header, else CometAPI's ``(request id: ...)``
+            message suffix.
+    """
 
     status_code: int
 
@@ -221,7 +262,15 @@ def status_error_class(status: int) -> type[APIStatusError]:
 
 
 class StreamError(CometAPIError):
-    """An error inside a streamed response: an error event, or a chunk that is not valid JSON."""
+    """An error inside a streamed response: an error event, or a chunk that is not valid JSON.
+
+    Attributes:
+        message: The error event's message, or what was wrong with the chunk.
+        code: The error event's ``code``, if it had one.
+        type: The error event's ``type``, if it had one.
+        param: The error event's ``param``, if it had one.
+        request_id: The request id of the stream's response.
+    """
 
     def __init__(
         self,
@@ -250,6 +299,9 @@ class ContentParseError(CometAPIError, ValueError):
     """``parse()``: a choice's content is not JSON of the requested type.
 
     The message shows the content (cut to 500 characters) and where decoding failed.
+
+    Attributes:
+        choice_index: The index of the choice whose content failed.
     """
 
     def __init__(
@@ -272,7 +324,12 @@ class ContentParseError(CometAPIError, ValueError):
 
 
 class ToolCallError(CometAPIError):
-    """The model called a tool that cannot be run as asked: here, one that was not given."""
+    """The model called a tool that cannot be run as asked: here, one that was not given.
+
+    Attributes:
+        message: What was wrong with the call.
+        tool_name: The name of the tool the model called.
+    """
 
     def __init__(self, message: str, *, tool_name: str, arguments: str) -> None:
         super().__init__(message)
@@ -282,7 +339,12 @@ class ToolCallError(CometAPIError):
 
 
 class ToolArgumentsError(ToolCallError, ValueError):
-    """A tool call's arguments are not JSON that fits the function's parameters."""
+    """A tool call's arguments are not JSON that fits the function's parameters.
+
+    Attributes:
+        message: The tool, the raw arguments and where they failed.
+        tool_name: The name of the tool whose arguments failed.
+    """
 
     def __init__(self, message: str, *, tool_name: str, arguments: str, detail: str) -> None:
         super().__init__(message, tool_name=tool_name, arguments=arguments)
@@ -295,6 +357,9 @@ class MaxTurnsExceededError(CometAPIError, RuntimeError):
 
     The tools of that turn were run, so ``messages`` ends with their results and can be
     passed to another ``run_tools()`` call to go on.
+
+    Attributes:
+        message: How many turns ran.
     """
 
     def __init__(

@@ -21,6 +21,7 @@ from anyio.abc import ObjectSendStream
 from ._compat import warn_once_context
 from ._retry import count_attempts
 from ._streaming import AsyncStream
+from ._systemic import SystemicFailureError, SystemicFailureWatch
 from .types import ChatCompletion
 
 __all__ = ["FanOutResult", "fan_out"]
@@ -36,8 +37,11 @@ class FanOutResult:
     index: int
     """Position of the input in ``requests`` (0-based)."""
     request: Mapping[str, Any]
+    """The input itself, the dict of ``create()`` parameters."""
     completion: ChatCompletion | None
+    """The answer (assembled, for a streamed request); ``None`` when ``error`` is set."""
     error: Exception | None
+    """The error that ended this input after its retries, or ``None``."""
     attempts: int
     """Tries made, retries included."""
     latency: float
@@ -45,6 +49,7 @@ class FanOutResult:
 
     @property
     def ok(self) -> bool:
+        """Whether this input got a completion (``error`` is ``None``)."""
         return self.error is None
 
 
@@ -62,6 +67,16 @@ class _Inputs:
         self._done = False
         self.failure: Exception | None = None
         """An error raised by the caller's iterable itself; it ends the fan-out."""
+        self.taken = 0
+        self.stop: tuple[str, Exception] | None = None
+        """Why no more inputs are taken, and the error that showed it (early stop)."""
+
+    def stop_taking(self, reason: str, error: Exception) -> None:
+        """Take no more inputs; the ones taken still yield their results."""
+        if self.stop is None:
+            self.stop = (reason, error)
+            self._done = True
+            self._room.set()
 
     def delivered(self, count: int) -> None:
         """Ordered mode: the consumer has now received ``count`` results in order."""
@@ -73,9 +88,11 @@ class _Inputs:
             if self._done:
                 return None
             if self._window is not None:
-                while self._next >= self._delivered + self._window:
+                while self._next >= self._delivered + self._window and not self._done:
                     self._room = anyio.Event()
                     await self._room.wait()
+                if self._done:
+                    return None
             try:
                 if self._sync is not None:
                     request = next(self._sync)
@@ -91,6 +108,7 @@ class _Inputs:
                 return None
             index = self._next
             self._next += 1
+            self.taken = self._next
             return index, request
 
 
@@ -105,7 +123,12 @@ async def _complete(create: Create, request: Mapping[str, Any]) -> ChatCompletio
     return result
 
 
-async def _worker(create: Create, inputs: _Inputs, send: ObjectSendStream[FanOutResult]) -> None:
+async def _worker(
+    create: Create,
+    inputs: _Inputs,
+    send: ObjectSendStream[FanOutResult],
+    watch: SystemicFailureWatch | None,
+) -> None:
     async with send:
         while True:
             item = await inputs.take()
@@ -128,6 +151,13 @@ async def _worker(create: Create, inputs: _Inputs, send: ObjectSendStream[FanOut
                 attempts=attempts[0],
                 latency=time.perf_counter() - started,
             )
+            if watch is not None:
+                # Decided here, before this worker takes another input: what is sent after the
+                # answers that show the failure stays within the requests already in flight.
+                reason = watch.observe(error)
+                if reason is not None:
+                    assert error is not None
+                    inputs.stop_taking(reason, error)
             await send.send(result)
 
 
@@ -138,6 +168,7 @@ async def fan_out(
     concurrency: int = 64,
     ordered: bool = False,
     window: int | None = None,
+    stop_on_systemic_failure: bool = False,
 ) -> AsyncGenerator[FanOutResult, None]:
     """Run ``create(**request)`` for every request, ``concurrency`` at a time; yield the results.
 
@@ -148,12 +179,13 @@ async def fan_out(
     if ordered:
         window = max(window or 4 * concurrency, concurrency)
     inputs = _Inputs(requests, window if ordered else None)
+    watch = SystemicFailureWatch() if stop_on_systemic_failure else None
     send, receive = anyio.create_memory_object_stream[FanOutResult](max_buffer_size=concurrency)
 
     async def run() -> None:
         async with send, anyio.create_task_group() as group:
             for _ in range(concurrency):
-                group.start_soon(_worker, create, inputs, send.clone())
+                group.start_soon(_worker, create, inputs, send.clone(), watch)
 
     # The workers run in a task of their own, so this generator never yields from inside a
     # task group; leaving the loop (break, error, cancellation) cancels that task below.
@@ -184,3 +216,6 @@ async def fan_out(
         raise inputs.failure
     if not runner.cancelled() and runner.exception() is not None:
         raise runner.exception()  # type: ignore[misc]
+    if inputs.stop is not None:
+        reason, error = inputs.stop
+        raise SystemicFailureError(reason, error=error, taken=inputs.taken)

@@ -32,11 +32,16 @@ __all__ = [
 ]
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+"""``reasoning_effort``: how much a reasoning model thinks (not every model takes every value)."""
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast"]
+"""``service_tier``: the processing tier asked for; the answer says which one served it."""
 Verbosity = Literal["low", "medium", "high"]
+"""``verbosity``: how long a GPT-5 model's answer runs (``"medium"`` when not given)."""
 
 
 class VoiceID(TypedDict):
+    """A custom voice for ``audio``."""
+
     id: str
     """A custom voice, e.g. ``"voice_1234"``."""
 
@@ -62,6 +67,8 @@ class PredictionParam(TypedDict):
 
 
 class WebSearchLocation(TypedDict, total=False):
+    """Where the user is, roughly, for a search model's results."""
+
     city: str
     country: str
     """Two-letter ISO country code."""
@@ -71,6 +78,8 @@ class WebSearchLocation(TypedDict, total=False):
 
 
 class WebSearchUserLocation(TypedDict):
+    """``web_search_options.user_location``: an approximate location."""
+
     type: Literal["approximate"]
     approximate: WebSearchLocation
 

@@ -33,6 +33,7 @@ class RateState:
     """A snapshot of a client's rate controller, for logs and progress lines."""
 
     in_flight: int
+    """Requests started and not yet answered."""
     concurrency_limit: float
     """Allowed concurrent requests (``inf`` until the first 429)."""
     rate_limit: float
@@ -42,7 +43,9 @@ class RateState:
     waits: int
     """Times a request had to wait here before starting."""
     waited_seconds: float
+    """Seconds requests spent waiting here, added up."""
     tokens_used: int
+    """Tokens counted against ``tokens_per_minute``: estimates, corrected by ``usage``."""
     paused_for: float
     """Seconds left of a server-requested pause (0 when not paused)."""
 

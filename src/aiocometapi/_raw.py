@@ -1,84 +1,91 @@
-"""RawResponse: what ``with_raw_response`` methods return, as the openai package's do."""
+"""The fields of a response's JSON that its Struct does not name, found on demand."""
 
 from __future__ import annotations
 
-import datetime
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Generic, TypeVar
+from typing import Any
 
-from ._exceptions import request_id_from_headers
-from ._retry import count_attempts
+import msgspec
+from msgspec import inspect
 
-__all__ = ["RawResponse", "raw_call"]
-
-T = TypeVar("T")
-U = TypeVar("U")
+__all__ = ["extra_fields"]
 
 
-class RawResponse(Generic[T]):
-    """The HTTP side of an answer, and the result itself through ``parse()``.
+class _Shape:
+    """The JSON names a Struct type knows, and how to walk into the ones holding Structs."""
 
-    The body was read and decoded already (a stream's headers arrived and its body waits):
-    ``parse()`` returns what the method without ``with_raw_response`` would have returned.
+    __slots__ = ("items", "members")
+
+    def __init__(self) -> None:
+        self.members: dict[str, _Shape | None] = {}
+        """Each field's JSON name -> the shape of the Struct it holds (None: not walked)."""
+        self.items: set[str] = set()
+        """The names among ``members`` whose value is a list of such Structs."""
+
+
+_shapes: dict[type, _Shape] = {}
+
+
+def _shape(tp: type) -> _Shape:
+    shape = _shapes.get(tp)
+    if shape is None:
+        shape = _shapes[tp] = _Shape()  # stored first: a recursive type finds itself
+        info = inspect.type_info(tp)
+        assert isinstance(info, inspect.StructType)
+        for field in info.fields:
+            inner, is_list = _struct_in(field.type)
+            shape.members[field.encode_name] = None if inner is None else _shape(inner)
+            if is_list:
+                shape.items.add(field.encode_name)
+    return shape
+
+
+def _struct_in(info: inspect.Type) -> tuple[type | None, bool]:
+    """The Struct type a field holds (alone, in a union, or in a list), and whether in a list."""
+    if isinstance(info, inspect.UnionType):
+        for option in info.types:
+            found = _struct_in(option)
+            if found[0] is not None:
+                return found
+        return None, False
+    if isinstance(info, inspect.StructType):
+        return info.cls, False
+    if isinstance(info, inspect.ListType) and isinstance(info.item_type, inspect.StructType):
+        return info.item_type.cls, True
+    return None, False
+
+
+def extra_fields(raw: bytes | str | None, tp: type) -> dict[str, Any]:
+    """The members of the JSON object ``raw`` that ``tp`` (a Struct type) does not name.
+
+    Walks into members that hold Structs (or lists of them), keeping only what is extra
+    there too; a list keeps one entry per element, ``{}`` for an element with nothing extra.
     """
-
-    __slots__ = ("_value", "elapsed", "headers", "retries_taken", "status_code")
-
-    def __init__(
-        self,
-        value: T,
-        *,
-        status_code: int,
-        headers: Mapping[str, str],
-        elapsed: datetime.timedelta,
-        retries_taken: int,
-    ) -> None:
-        self._value = value
-        self.status_code = status_code
-        """The HTTP status of the answer (of the last try, when retries were made)."""
-        self.headers = headers
-        """The response headers, names matched without regard to case."""
-        self.elapsed = elapsed
-        """From the call to its answer's headers (a body read for a plain request), retries
-        and their waits included."""
-        self.retries_taken = retries_taken
-        """Tries made after the first (0: the first try was answered)."""
-
-    @property
-    def request_id(self) -> str | None:
-        """The request id the server gave in the headers, if any."""
-        return request_id_from_headers(self.headers)
-
-    def parse(self) -> T:
-        """The result: a ``ChatCompletion``, an ``AsyncStream`` (``stream=True``), a ``Model``..."""
-        return self._value
-
-    def with_value(self, value: U) -> RawResponse[U]:
-        """The same response around another result (the sync client wraps its streams)."""
-        return RawResponse(
-            value,
-            status_code=self.status_code,
-            headers=self.headers,
-            elapsed=self.elapsed,
-            retries_taken=self.retries_taken,
-        )
-
-    def __repr__(self) -> str:
-        return f"<RawResponse [{self.status_code}] {type(self._value).__name__}>"
+    if raw is None:
+        return {}
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return {}
+    return _extra(value, _shape(tp)) if isinstance(value, dict) else {}
 
 
-async def raw_call(
-    call: Callable[[], Awaitable[tuple[T, int, Mapping[str, str]]]],
-) -> RawResponse[T]:
-    """Run ``call`` (returning result, status and headers), timed and its tries counted."""
-    started = time.perf_counter()
-    with count_attempts() as attempts:
-        value, status, headers = await call()
-    return RawResponse(
-        value,
-        status_code=status,
-        headers=headers,
-        elapsed=datetime.timedelta(seconds=time.perf_counter() - started),
-        retries_taken=max(0, attempts[0] - 1),
-    )
+def _extra(value: dict[str, Any], shape: _Shape) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    members = shape.members
+    for name, member in value.items():
+        if name not in members:
+            found[name] = member
+            continue
+        inner = members[name]
+        if inner is None:
+            continue
+        if name in shape.items:
+            if isinstance(member, list):
+                parts = [_extra(item, inner) if isinstance(item, dict) else {} for item in member]
+                if any(parts):
+                    found[name] = parts
+        elif isinstance(member, dict):
+            part = _extra(member, inner)
+            if part:
+                found[name] = part
+    return found

@@ -2,11 +2,12 @@
 
 Gateways and the providers behind them do not always send the JSON types OpenAI documents: a
 ``null`` where a string belongs, ``created`` as a float, token counts as ``1.0``, an index as
-``"0"``, message content as a list of text parts, tool-call arguments as an object instead of a
-JSON string. The answer itself is fine, and it was paid for. When the typed decoder refuses one,
-``repair`` decodes it loosely and fixes it where msgspec's error points, one place at a time,
-with the fixes below; anything else still fails as before. Nothing of this runs on the normal
-path: only once a typed decode has failed.
+``"0"``, message content as a list of text parts (Mistral's Magistral mixes in thinking parts,
+read as ``reasoning``), tool-call arguments as an object instead of a JSON string. The answer
+itself is fine, and it was paid for. When the typed decoder refuses one, ``repair`` decodes it
+loosely and fixes it where msgspec's error points, one place at a time, with the fixes below;
+anything else still fails as before. Nothing of this runs on the normal path: only once a typed
+decode has failed.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def _fix(root: Any, error: str) -> str | None:
     if got == "null":
         del parent[key]
         return f"${path}: null left out"
+    if got == "array" and steps[-1] == "content" and _thinking_read(parent):
+        return f"${path}: thinking parts read as reasoning"
     new = _converted(old, got, set(expected.split(" | ")))
     if new is _NO_FIX:
         return None
@@ -108,6 +111,39 @@ def _converted(old: Any, got: str, expected: set[str]) -> Any:
     if "array" in expected and got == "object":
         return [old]
     return _NO_FIX
+
+
+def _thinking_read(message: Any) -> bool:
+    """Mistral's Magistral: ``message["content"]`` holds thinking parts beside text parts.
+    Make the text the content and the thinking the ``reasoning``; ``False`` if it does not."""
+    if not isinstance(message, dict):
+        return False
+    split = _thinking_split(message["content"])
+    if split is None:
+        return False
+    message["content"], thinking = split
+    before = message.get("reasoning")
+    message["reasoning"] = (before if isinstance(before, str) else "") + thinking
+    return True
+
+
+def _thinking_split(parts: list[Any]) -> tuple[str, str] | None:
+    """(text, thinking) of content parts that include ``{"type": "thinking", "thinking": [text
+    parts]}`` blocks beside text parts; ``None`` for any other list."""
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in parts:
+        if _is_text_part(part):
+            text.append(part if isinstance(part, str) else part["text"])
+        elif isinstance(part, dict) and part.get("type") == "thinking":
+            inner = part.get("thinking")
+            inner = [inner] if isinstance(inner, str) else inner
+            if not isinstance(inner, list) or not all(_is_text_part(p) for p in inner):
+                return None
+            thinking.extend(p if isinstance(p, str) else p["text"] for p in inner)
+        else:
+            return None
+    return ("".join(text), "".join(thinking)) if thinking else None
 
 
 def _is_text_part(part: Any) -> bool:

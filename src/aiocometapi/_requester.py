@@ -49,14 +49,15 @@ ChunkT = TypeVar("ChunkT", bound=ChatCompletionChunk)
 
 
 class Answer(Generic[T]):
-    """A decoded 2xx answer with its status and headers."""
+    """A decoded 2xx answer with its status, headers and the raw body it was decoded from."""
 
-    __slots__ = ("headers", "status", "value")
+    __slots__ = ("body", "headers", "status", "value")
 
-    def __init__(self, value: T, status: int, headers: Mapping[str, str]) -> None:
+    def __init__(self, value: T, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.value = value
         self.status = status
         self.headers = headers
+        self.body = body
 
     @property
     def request_id(self) -> str | None:
@@ -215,7 +216,7 @@ class Requester:
                 slot.answered(
                     status, reply.headers, tokens_used=tokens_used(value) if tokens_used else None
                 )
-                return Answer(value, status, reply.headers)
+                return Answer(value, status, reply.headers, reply.body)
 
         return await _retry.run_with_retries(attempt, options.policy, label=label)
 
@@ -283,9 +284,8 @@ class Requester:
             raise status_error(status, source.headers, raw)
 
         started = asyncio.get_running_loop().time()
-        source, headers, request_id = await _retry.run_with_retries(
-            attempt, options.policy, label=label
-        )
+        retries = _retry.Retries(options.policy, label=label)
+        source, headers, request_id = await retries.run(attempt)
         return AsyncStream(
             source,
             decoder=decoder,
@@ -295,7 +295,7 @@ class Requester:
             request_id=request_id,
             max_event_size=self._config.max_event_size,
             reopen=attempt,
-            policy=options.policy,
+            retries=retries,
             secret=secret,
         )
 

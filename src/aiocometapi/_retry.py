@@ -1,4 +1,7 @@
-"""The one tenacity boundary: which failures are retried, how long to wait, and the test switch."""
+"""The one tenacity boundary: which failures are retried, how long to wait, and the test switch.
+
+Every retry loop of the package is here, a stream's reopening included (``Retries.resume``).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ._config import RetryPolicy
 from ._exceptions import APIConnectionError, APIStatusError
 from ._logs import log
 
 __all__ = [
+    "SWITCH",
+    "Retries",
     "RetryPolicy",
     "count_attempts",
     "instant_retries",
@@ -70,7 +75,7 @@ def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> floa
 
 def backoff(policy: RetryPolicy, retry_number: int) -> float:
     """Exponential back-off with jitter for the ``retry_number``-th retry (1-based)."""
-    base = min(policy.max_wait, policy.initial_wait * 2.0 ** (retry_number - 1))
+    base = min(policy.max_wait, policy.initial_wait * 2.0 ** min(retry_number - 1, 64))
     return base * (1.0 - 0.25 * random.random())
 
 
@@ -83,7 +88,22 @@ def wait_for(policy: RetryPolicy, exc: BaseException | None, retry_number: int) 
     return backoff(policy, retry_number)
 
 
-_recorded_waits: list[float] | None = None
+class _TestSwitch:
+    """The one test switch of the process, as stamina's ``set_testing``: while ``waits`` is a
+    list, retry waits and rate-limit pauses take no time, and retry waits are recorded in it.
+
+    A process-wide object rather than a context variable: a client whose event loop runs in
+    another thread (a blocking portal) must honour it too. ``count_attempts`` is per request,
+    not a switch, so it stays a context variable.
+    """
+
+    __slots__ = ("waits",)
+
+    def __init__(self) -> None:
+        self.waits: list[float] | None = None
+
+
+SWITCH = _TestSwitch()
 _attempts: ContextVar[list[int] | None] = ContextVar("aiocometapi_attempts", default=None)
 
 
@@ -102,36 +122,128 @@ def count_attempts() -> Iterator[list[int]]:
 def instant_retries() -> Iterator[list[float]]:
     """Within this block retry waits take no time; yields the list of waits that were asked for.
 
-    Meant for tests: ``with instant_retries() as waits: ...; assert waits == [2.0]``.
+    Rate-limit pauses take no time either. Meant for tests:
+    ``with instant_retries() as waits: ...; assert waits == [2.0]``.
     """
-    global _recorded_waits
-    previous, _recorded_waits = _recorded_waits, []
+    previous, SWITCH.waits = SWITCH.waits, []
     try:
-        yield _recorded_waits
+        yield SWITCH.waits
     finally:
-        _recorded_waits = previous
+        SWITCH.waits = previous
 
 
 async def pause(seconds: float) -> None:
     """Sleep for a rate-limit pause; no time passes inside ``instant_retries()``."""
-    await anyio.sleep(0 if _recorded_waits is not None else seconds)
+    await anyio.sleep(0 if SWITCH.waits is not None else seconds)
 
 
 async def sleep(seconds: float) -> None:
     """Sleep for a retry wait, or only record it inside ``instant_retries()``."""
-    if _recorded_waits is not None:
-        _recorded_waits.append(seconds)
+    waits = SWITCH.waits
+    if waits is not None:
+        waits.append(seconds)
         await anyio.lowlevel.checkpoint()
     else:
         await anyio.sleep(seconds)
 
 
-def _counted(attempt: Callable[[], Awaitable[T]], counter: list[int]) -> Callable[[], Awaitable[T]]:
-    async def counted() -> T:
-        counter[0] += 1
-        return await attempt()
+class Retries:
+    """The tries of one request under its policy.
 
-    return counted
+    One object serves the whole request, so the tries are counted (and the back-off grows)
+    across the first opening of a stream and every reopening after its body failed before the
+    first chunk: ``run`` for the tries in a row, ``resume`` to go on after a failure met
+    outside ``run``.
+    """
+
+    __slots__ = ("label", "policy", "tries")
+
+    def __init__(self, policy: RetryPolicy, *, label: str = "request") -> None:
+        self.policy = policy
+        self.label = label
+        self.tries = 0
+        """Tries made so far (first one included)."""
+
+    @property
+    def left(self) -> int:
+        """Retries still allowed."""
+        return max(0, self.policy.max_retries + 1 - self.tries)
+
+    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Await ``attempt()``, retrying retryable failures while tries are left; re-raise the
+        last failure."""
+        counted = self._counted(attempt)
+        # The first try runs outside tenacity: it is the common case, and skipping the retry
+        # machinery there saves ~20 µs per request.
+        try:
+            return await counted()
+        except (APIStatusError, APIConnectionError) as exc:
+            if not self.left or not is_retryable(exc):
+                raise
+            failure = exc
+        return await self._retry(counted, failure)
+
+    async def resume(self, failure: BaseException, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Wait as before any retry, then go on with ``attempt`` and the tries left.
+
+        For a failure that the caller met after ``run`` returned and judged retryable (a
+        stream whose body broke before its first chunk).
+
+        Raises:
+            ``failure`` itself when no try is left; else as ``run``.
+        """
+        if not self.left:
+            raise failure
+        return await self._retry(self._counted(attempt), failure)
+
+    def _counted(self, attempt: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        counter = _attempts.get()
+
+        async def counted() -> T:
+            self.tries += 1
+            if counter is not None:
+                counter[0] += 1
+            return await attempt()
+
+        return counted
+
+    async def _retry(self, counted: Callable[[], Awaitable[T]], failure: BaseException) -> T:
+        policy = self.policy
+        pending: BaseException | None = failure
+
+        async def again() -> T:
+            # tenacity's first call raises the failure already met, so that it waits for it.
+            nonlocal pending
+            if pending is not None:
+                met, pending = pending, None
+                raise met
+            return await counted()
+
+        def stop(state: RetryCallState) -> bool:
+            return not self.left
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return wait_for(policy, exc, self.tries)
+
+        def announce(state: RetryCallState) -> None:
+            # Called only when another try follows (tenacity asks for the wait before that).
+            exc = state.outcome.exception() if state.outcome else None
+            seconds = state.next_action.sleep if state.next_action else 0.0
+            log.info(
+                "%s: try %d failed (%s: %s); retrying in %.2f s",
+                self.label, self.tries, type(exc).__name__, exc, seconds,
+            )  # fmt: skip
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception(lambda exc: exc is failure or is_retryable(exc)),
+            sleep=sleep,
+            before_sleep=announce,
+            reraise=True,
+        )
+        return await retrying(again)
 
 
 async def run_with_retries(
@@ -141,44 +253,4 @@ async def run_with_retries(
     label: str = "request",
 ) -> T:
     """Await ``attempt()``, retrying retryable failures under ``policy``; re-raise the last one."""
-    counter = _attempts.get()
-    if counter is not None:
-        attempt = _counted(attempt, counter)
-    # The first try runs outside tenacity: it is the common case, and skipping the retry
-    # machinery there saves ~20 µs per request.
-    try:
-        return await attempt()
-    except (APIStatusError, APIConnectionError) as exc:
-        if policy.max_retries <= 0 or not is_retryable(exc):
-            raise
-        first_failure: BaseException | None = exc
-
-    async def again() -> T:
-        nonlocal first_failure
-        if first_failure is not None:
-            failure, first_failure = first_failure, None
-            raise failure
-        return await attempt()
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        return wait_for(policy, exc, state.attempt_number)
-
-    def announce(state: RetryCallState) -> None:
-        # Called only when another try follows (tenacity asks for the wait before that).
-        exc = state.outcome.exception() if state.outcome else None
-        seconds = state.next_action.sleep if state.next_action else 0.0
-        log.info(
-            "%s: try %d failed (%s: %s); retrying in %.2f s",
-            label, state.attempt_number, type(exc).__name__, exc, seconds,
-        )
-
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.max_retries + 1),
-        wait=wait,
-        retry=retry_if_exception(is_retryable),
-        sleep=sleep,
-        before_sleep=announce,
-        reraise=True,
-    )
-    return await retrying(again)
+    return await Retries(policy, label=label).run(attempt)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -18,14 +17,13 @@ from ._config import Timeout
 from ._decode import DECODE_ERRORS, ErrorEnvelope, error_envelope, recover
 from ._exceptions import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     IncompleteStreamError,
     StreamError,
     redact,
 )
 from .sse import EventTooLargeError, ServerSentEvent, SSEDecoder
-from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject
+from .types import Adjustment, ChatCompletion, ChatCompletionChunk, ErrorObject, _with_json
 
 __all__ = ["AsyncStream", "ByteSource"]
 
@@ -73,7 +71,7 @@ class AsyncStream(Generic[ChunkT]):
         max_event_size: int = 16 * 1024 * 1024,
         reopen: Callable[[], Awaitable[tuple[ByteSource, Mapping[str, str], str | None]]]
         | None = None,
-        policy: _retry.RetryPolicy | None = None,
+        retries: _retry.Retries | None = None,
         secret: bytes = b"",
     ) -> None:
         self._source = source
@@ -86,7 +84,7 @@ class AsyncStream(Generic[ChunkT]):
         self._closed = False
         self._repaired = False
         self._reopen = reopen
-        self._policy = policy
+        self._retries = retries
         self._secret = secret
         self.headers: Mapping[str, str] = headers
         """The response headers."""
@@ -94,6 +92,12 @@ class AsyncStream(Generic[ChunkT]):
         """The request id the server gave, if any."""
         self.adjustments: list[Adjustment] | None = None
         """With ``compat="adapt"``, the changes made to the request; carried by ``final()``."""
+        self.keep_raw_json = False
+        """Set it to ``True`` before iterating and each chunk keeps the JSON it came as (by
+        reference): ``chunk.raw_json``, and ``chunk.extra`` for the fields the types do not
+        name. Off by default, as it costs each chunk an instance dict; it takes effect from
+        the next read of the body."""
+        self._json_decoder_: msgspec.json.Decoder[ChunkT] | None = None
         self._chunks = self._generate()
         # Clocks: one timer per stream, re-armed lazily, instead of a timeout per read.
         self._loop = asyncio.get_running_loop()
@@ -124,6 +128,7 @@ class AsyncStream(Generic[ChunkT]):
         # here yields inside a try block.
         decode = self._decoder.decode
         first = True  # no chunk has reached the caller yet
+        keep_json = False
         while not (self._finished or self._closed):
             try:
                 events = await self._refill()
@@ -138,6 +143,9 @@ class AsyncStream(Generic[ChunkT]):
                 self._abort()
                 raise
             keep = self._pending.append
+            if self.keep_raw_json is not keep_json:  # looked at once per read, not per chunk
+                keep_json = self.keep_raw_json
+                decode = self._json_decoder().decode if keep_json else self._decoder.decode
             for event in events:
                 try:
                     data: bytes | str
@@ -147,6 +155,7 @@ class AsyncStream(Generic[ChunkT]):
                             continue  # "data: " alone: a keep-alive
                         if data == b"[DONE]":
                             await self._finish()
+                            self._check_finish()
                             return
                     else:
                         data = self._other_event(event)
@@ -154,16 +163,21 @@ class AsyncStream(Generic[ChunkT]):
                             continue
                         if data == "[DONE]":
                             await self._finish()
+                            self._check_finish()
                             return
                     try:
                         chunk = decode(data)
                     except DECODE_ERRORS as exc:
+                        if not data.strip():
+                            continue  # whitespace only: a keep-alive too
                         chunk = self._decode_slowly(data, exc)
-                    if not chunk.choices and chunk.usage is None:
-                        # Neither choices nor usage: perhaps {"error": {...}}, whose members
-                        # the chunk type ignores. (Searching every chunk's bytes for "error"
-                        # would cost more than decoding it.)
-                        self._check_error(data)
+                    if keep_json:
+                        chunk = self._with_json(chunk, data)
+                    if chunk.error is not None:
+                        # Wherever the chunk has it, with choices or without (OpenRouter
+                        # sends an error mid-stream beside finish_reason "error").
+                        keep(chunk)
+                        raise self._error_from(data)
                 except BaseException:
                     self._abort()
                     raise
@@ -172,6 +186,20 @@ class AsyncStream(Generic[ChunkT]):
                     first = False
                     self._cancel_timer()  # the first_event clock stops; the idle clock starts
                 yield chunk
+
+    def _json_decoder(self) -> msgspec.json.Decoder[ChunkT]:
+        decoder = self._json_decoder_
+        if decoder is None:
+            with_json = _with_json(cast("type[ChunkT]", self._decoder.type))
+            decoder = self._json_decoder_ = msgspec.json.Decoder(with_json)
+        return decoder
+
+    def _with_json(self, chunk: ChunkT, data: bytes | str) -> ChunkT:
+        with_json = cast("type[ChunkT]", self._json_decoder().type)
+        if type(chunk) is not with_json:  # a repaired chunk is a plain one
+            chunk = with_json(**msgspec.structs.asdict(chunk))
+        chunk._raw_json = data  # by reference: decoded again only if the caller asks
+        return chunk
 
     @property
     def chunks_received(self) -> int:
@@ -191,7 +219,7 @@ class AsyncStream(Generic[ChunkT]):
                 self._sse.end()
                 raise self._incomplete("the body ended")
             try:
-                events = self._sse.feed_payloads(data)
+                events = self._sse._feed_payloads(data)
             except EventTooLargeError as exc:
                 raise StreamError(
                     str(exc), request_id=self.request_id, partial=self._partial()
@@ -258,10 +286,16 @@ class AsyncStream(Generic[ChunkT]):
 
     # ------------------------------------------------------------------ errors inside the stream
 
-    def _check_error(self, data: bytes | str) -> None:
-        envelope = error_envelope(data)
-        if envelope is not None and envelope.error is not None:
-            raise self._error_from(data)
+    def _check_finish(self) -> None:
+        """A stream whose choice ended with finish_reason "error" did not end normally, even
+        without an error object (OpenRouter's mid-stream failures may come that way)."""
+        if "error" in self._accumulator.finish_reasons():
+            raise StreamError(
+                "The stream ended with finish_reason 'error': the provider failed mid-answer. "
+                "`partial` holds what arrived.",
+                request_id=self.request_id,
+                partial=self._partial(),
+            )
 
     def _error_from(self, data: bytes | str) -> StreamError:
         raw = self._redact(data)
@@ -288,26 +322,25 @@ class AsyncStream(Generic[ChunkT]):
     # ------------------------------------------------------------------ retry before first chunk
 
     def _can_retry(self, exc: BaseException) -> bool:
-        policy = self._policy
+        retries = self._retries
         return (
             self._reopen is not None
-            and policy is not None
-            and policy.max_retries > 0
+            and retries is not None
+            and retries.left > 0
             and (isinstance(exc, IncompleteStreamError) or _retry.is_retryable(exc))
         )
 
     async def _retry(self, failure: BaseException) -> None:
-        assert self._reopen is not None and self._policy is not None
+        # The request's own Retries object: this wait and the tries after it continue the
+        # count of the tries that opened the stream, so the back-off keeps growing.
+        assert self._reopen is not None and self._retries is not None
         self._source.abort()
         self._cancel_timer()
-        policy = self._policy
-        await _retry.sleep(_retry.wait_for(policy, failure, 1))
-        self._policy = dataclasses.replace(policy, max_retries=policy.max_retries - 1)
         try:
-            self._source, self.headers, self.request_id = await _retry.run_with_retries(
-                self._reopen, self._policy
+            self._source, self.headers, self.request_id = await self._retries.resume(
+                failure, self._reopen
             )
-        except (APIStatusError, APIConnectionError):
+        except BaseException:
             self._closed = True
             raise
         self._sse = SSEDecoder(max_event_size=self._max_event_size)

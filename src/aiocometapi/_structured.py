@@ -253,7 +253,10 @@ def parse_completion(completion: ChatCompletion, tp: type[T]) -> ParsedChatCompl
             message=ParsedChatCompletionMessage(**fields),
             finish_reason=choice.finish_reason,
             logprobs=choice.logprobs,
+            content_filter_results=choice.content_filter_results,
         ))
     fields = msgspec.structs.asdict(completion)
     fields["choices"] = choices
-    return ParsedChatCompletion(**fields)
+    parsed_completion = ParsedChatCompletion(**fields)
+    parsed_completion._raw_json = completion._raw_json
+    return parsed_completion

@@ -20,7 +20,7 @@ from ._config import RetryPolicy, Timeout
 from ._fanout import FanOutResult
 from ._parsed_stream import ParsedAsyncStream
 from ._ratelimit import RateState
-from ._raw import RawResponse
+from ._raw_response import RawResponse
 from ._streaming import AsyncStream
 from ._sync_loop import EventLoopThread
 from ._sync_streams import ParsedStream, Stream, SyncIterator
@@ -47,7 +47,21 @@ class CometAPI:
     the first call and stopped by ``close()``, the ``with`` block's end, garbage collection
     or the interpreter's exit. One client serves any number of threads at once.
 
-    The arguments are ``AsyncCometAPI``'s.
+    Args:
+        api_key: The CometAPI key; defaults to the ``COMETAPI_KEY`` environment variable.
+        base_url: Defaults to ``COMETAPI_BASE_URL``, else ``https://api.cometapi.com/v1``.
+        timeout: Seconds, or a ``Timeout`` with each clock.
+        max_retries: Retries after a retryable failure (default 4).
+        retry: A ``RetryPolicy`` for the waits between tries.
+        max_connections: Size of the connection pool (default 100).
+        default_headers: Headers sent with every request.
+        trust_env: Honour ``HTTP(S)_PROXY`` / ``NO_PROXY`` (default True).
+        max_event_size: Largest single stream event accepted, in bytes.
+        max_body_size: Largest non-streamed answer accepted, in bytes.
+        requests_per_minute: A budget of requests per minute (default none).
+        tokens_per_minute: A budget of tokens per minute (default none).
+        compat: How to treat parameters a model's family takes differently (``"warn"``,
+            ``"strict"``, ``"adapt"`` or ``"off"``); see ``AsyncCometAPI``.
 
     Raises:
         ConfigurationError: no key, a malformed base URL or header, or an unknown compat mode.
@@ -150,8 +164,19 @@ class CometAPI:
         """A copy with other defaults that shares this client's loop and connection pool.
 
         The copy borrows both: closing it does nothing, closing this client closes both.
-        Another ``api_key`` or ``base_url`` gets its own rate controller, as with
-        ``AsyncCometAPI.with_options``.
+        Arguments left as ``None`` keep this client's value.
+
+        Args:
+            api_key: Another key to send (the copy gets a rate controller of its own).
+            base_url: Another API base URL (a rate controller of its own too).
+            timeout: Seconds, or a ``Timeout`` with each clock.
+            max_retries: Retries after a retryable failure.
+            retry: A whole ``RetryPolicy``.
+            default_headers: Headers added to (or replacing) this client's.
+            compat: The provider-parameter mode for the copy's calls.
+
+        Returns:
+            The new client.
         """
         copy = object.__new__(CometAPI)
         copy._init(

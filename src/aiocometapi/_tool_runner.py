@@ -13,6 +13,7 @@ from ._exceptions import MaxTurnsExceededError, ToolCallError
 from ._streaming import AsyncStream
 from ._tools import Tool, function_tool
 from .types import (
+    UNSET,
     ChatCompletion,
     ChatCompletionChunk,
     Message,
@@ -62,7 +63,9 @@ class TextDelta:
     """``run_tools_stream()``: a piece of the content of choice 0, as it arrives."""
 
     turn: int
+    """The model call it belongs to, from 1."""
     text: str
+    """The piece of content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,9 @@ class ToolCallRequested:
     """``run_tools_stream()``: the model asked for this call; it runs next."""
 
     turn: int
+    """The model call that asked for it, from 1."""
     call: ToolCall
+    """The call, assembled from its fragments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +83,11 @@ class ToolCallCompleted:
     """``run_tools_stream()``: a call ran; ``content`` is what the model gets back."""
 
     turn: int
+    """The model call that asked for it, from 1."""
     call: ToolCall
+    """The call that ran."""
     content: str
+    """The result sent back to the model (``"Error: ..."`` when the tool failed)."""
     error: Exception | None
     """What the tool raised (its text is in ``content``), or ``None``."""
 
@@ -89,6 +97,7 @@ class RunCompleted:
     """``run_tools_stream()``: the model answered without tool calls; the last event."""
 
     run: ToolRun
+    """The whole run, as ``run_tools()`` returns it."""
 
 
 ToolRunEvent = TextDelta | ToolCallRequested | ToolCallCompleted | RunCompleted
@@ -160,7 +169,11 @@ class _Loop:
         return outcomes
 
     async def _call(self, call: ToolCall) -> tuple[str, Exception | None]:
-        name, arguments = call.function.name, call.function.arguments
+        if call.type == "custom" and call.custom is not UNSET:
+            # A custom tool gets the text as is; a function tool called this way, as JSON.
+            name, arguments = call.custom.name, call.custom.input
+        else:
+            name, arguments = call.function.name, call.function.arguments
         try:
             tool = self.tools.get(name)
             if tool is None:

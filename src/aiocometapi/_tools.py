@@ -1,4 +1,5 @@
-"""Tools from typed Python functions: schema from the signature, arguments checked before a call."""
+"""Tools from Python functions: function tools (schema from the signature, arguments checked
+before a call) and custom tools (free-form text input, passed to the function as is)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import inspect
 import re
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, Generic, ParamSpec, TypeVar, overload
+from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
 import msgspec
 
 from ._exceptions import ToolArgumentsError
 from ._structured import json_schema
-from .types import UNSET, FunctionDefinition, FunctionTool
+from .types import UNSET, CustomTool, CustomToolDefinition, FunctionDefinition, FunctionTool
 
-__all__ = ["Tool", "function_tool"]
+__all__ = ["Tool", "custom_tool", "function_tool"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,10 +30,22 @@ _SECTION = re.compile(r"^[A-Z][A-Za-z ]*:$")
 
 
 class Tool(Generic[P, R]):
-    """A function the model may call, with its JSON description; build it with ``function_tool``.
+    """A function the model may call, with its description; build it with ``function_tool``
+    (JSON arguments, checked against the signature) or ``custom_tool`` (free-form text).
 
     Calling a ``Tool`` calls the function. ``definition`` is what goes in ``create(tools=...)``;
-    ``run_tools()`` takes ``Tool`` objects (or plain functions) directly.
+    ``run_tools()`` takes ``Tool`` objects (or plain functions, as function tools) directly.
+
+    Args:
+        function: The function called with the decoded arguments.
+        name: The tool's name, as the model calls it.
+        description: What the tool does, for the model.
+        parameters: The JSON schema of the arguments.
+        strict: Whether the tool is sent as strict (every parameter required).
+        arguments_type: The Struct arguments are decoded into.
+        positional: Parameters the function takes only by position.
+        kind: ``"function"`` (JSON arguments) or ``"custom"`` (free-form text).
+        format: A custom tool's input format (``None``: free text).
     """
 
     def __init__(
@@ -45,15 +58,22 @@ class Tool(Generic[P, R]):
         strict: bool,
         arguments_type: type[msgspec.Struct],
         positional: tuple[str, ...] = (),
+        kind: Literal["function", "custom"] = "function",
+        format: dict[str, Any] | None = None,
     ) -> None:
         self.function = function
         self.name = name
         self.description = description
         self.parameters = parameters
-        """The JSON schema of the arguments."""
+        """The JSON schema of the arguments (empty for a custom tool)."""
         self.strict = strict
         self.arguments_type = arguments_type
         """The Struct arguments are decoded into: one field per parameter of the function."""
+        self.kind = kind
+        """``"function"``: the model sends JSON arguments; ``"custom"``: free-form text, which
+        the function gets as its one argument, unchanged."""
+        self.format = format
+        """A custom tool's input format (``None``: free text); see ``CustomToolDefinition``."""
         self._positional = positional
         self._decoder = msgspec.json.Decoder(arguments_type)
         self._is_async = inspect.iscoroutinefunction(function)
@@ -62,14 +82,23 @@ class Tool(Generic[P, R]):
         return self.function(*args, **kwargs)
 
     def __repr__(self) -> str:
+        if self.kind == "custom":
+            return f"Tool(name={self.name!r}, kind='custom')"
         return f"Tool(name={self.name!r}, strict={self.strict})"
 
     @functools.cached_property
-    def definition(self) -> FunctionTool:
+    def definition(self) -> FunctionTool | CustomTool:
         """The tool as ``create(tools=[...])`` takes it."""
+        description = UNSET if self.description is None else self.description
+        if self.kind == "custom":
+            return CustomTool(custom=CustomToolDefinition(
+                name=self.name,
+                description=description,
+                format=UNSET if self.format is None else self.format,
+            ))
         return FunctionTool(function=FunctionDefinition(
             name=self.name,
-            description=UNSET if self.description is None else self.description,
+            description=description,
             parameters=self.parameters,
             strict=True if self.strict else UNSET,
         ))
@@ -77,11 +106,14 @@ class Tool(Generic[P, R]):
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
         """The arguments of a tool call (a JSON object), decoded into the parameters' types.
 
-        An empty string counts as ``{}``; keys the function does not take are ignored.
+        An empty string counts as ``{}``; keys the function does not take are ignored. A
+        custom tool takes the text as it is, as its one parameter.
 
         Raises:
             ToolArgumentsError: not a JSON object, or a value does not fit its parameter.
         """
+        if self.kind == "custom":
+            return {self._positional[0]: arguments}
         try:
             values = self._decoder.decode(arguments if arguments.strip() else "{}")
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -177,14 +209,90 @@ def function_tool(
     return build if function is None else build(function)
 
 
-def _build(
-    function: Callable[P, R], *, name: str | None, description: str | None, strict: bool
-) -> Tool[P, R]:
+@overload
+def custom_tool(
+    function: Callable[P, R],
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    format: dict[str, Any] | None = None,
+) -> Tool[P, R]: ...
+@overload
+def custom_tool(
+    function: None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    format: dict[str, Any] | None = None,
+) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
+def custom_tool(
+    function: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    format: dict[str, Any] | None = None,
+) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
+    """Describe a function of one text argument (sync or async) as a custom tool (OpenAI's
+    ``"type": "custom"``): the model calls it with free-form text instead of JSON, and
+    ``run_tools()`` passes that text to the function unchanged. Also a decorator.
+
+    The name is the function's ``__name__``; the description is the first paragraph of its
+    docstring.
+
+    Args:
+        name: Overrides the function's name (``^[a-zA-Z0-9_-]{1,64}$``).
+        description: Overrides the docstring.
+        format: How the model must write the input: ``None`` for free text, or a grammar,
+            ``{"type": "grammar", "grammar": {"syntax": "lark" | "regex", "definition": ...}}``.
+
+    Raises:
+        TypeError: the function does not take exactly one argument (the text).
+        ValueError: the name does not fit OpenAI's rule.
+    """
+
+    def build(fn: Callable[P, R]) -> Tool[P, R]:
+        tool_name = _checked_name(fn, name)
+        params = [
+            p for p in inspect.signature(fn).parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if len(params) != 1 or params[0].kind is params[0].KEYWORD_ONLY:
+            raise TypeError(
+                f"custom tool `{tool_name}` must take exactly one argument without a default "
+                "(the model's text input)"
+            )
+        summary, _ = _docstring(fn)
+        return Tool(
+            fn,
+            name=tool_name,
+            description=description if description is not None else summary,
+            parameters={},
+            strict=False,
+            arguments_type=msgspec.defstruct(f"{tool_name}_input", [(params[0].name, str)]),
+            positional=(params[0].name,),
+            kind="custom",
+            format=format,
+        )
+
+    return build if function is None else build(function)
+
+
+def _checked_name(function: Callable[..., Any], name: str | None) -> str:
     tool_name = name if name is not None else getattr(function, "__name__", "")
     if not _VALID_NAME.match(tool_name):
         raise ValueError(
             f"tool name {tool_name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$: pass name=..."
         )
+    return tool_name
+
+
+def _build(
+    function: Callable[P, R], *, name: str | None, description: str | None, strict: bool
+) -> Tool[P, R]:
+    tool_name = _checked_name(function, name)
     summary, documented = _docstring(function)
     fields: list[tuple[Any, ...]] = []
     positional: list[str] = []

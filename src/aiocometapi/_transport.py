@@ -488,7 +488,7 @@ def _scrubbed(value: object) -> object:
             for name, item in value.items()
         }
     if isinstance(value, aiohttp.BasicAuth):
-        return aiohttp.BasicAuth(value.login, _MASK)
+        return _with(value, password=_MASK)  # not BasicAuth(): aiohttp 3.14 deprecates building one
     if isinstance(value, aiohttp.RequestInfo):
         return _with(value, headers=_scrubbed(value.headers))
     if getattr(value, "proxy_auth", None) is not None:  # aiohttp's connection key

@@ -22,12 +22,17 @@ from aiocometapi import (
     Timeout,
     ToolRun,
     ToolRunEvent,
+    custom_tool,
     function_tool,
 )
 from aiocometapi.types import (
+    UNSET,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
+    CustomCall,
+    CustomTool,
+    FunctionTool,
     Message,
     Model,
     ModelList,
@@ -122,13 +127,33 @@ async def check_structured_and_tools(client: AsyncCometAPI, flag: bool) -> None:
 
     tool = function_tool(add)
     assert_type(tool(1, 2), int)  # a Tool calls like its function
+
+    def shout(text: str) -> str:
+        return text.upper()
+
+    loud = custom_tool(shout, format={"type": "text"})
+    assert_type(loud("a"), str)
+    assert_type(loud.definition, FunctionTool | CustomTool)
+    await client.chat.completions.create(model="m", messages=messages, tools=[loud.definition])
     strict_tool = function_tool(strict=True)(add)
     strict_tool(1, "2")  # type: ignore[arg-type]
     run = await client.chat.completions.run_tools(
-        model="m", messages=messages, tools=[add, tool], max_turns=3, tool_errors="raise"
+        model="m", messages=messages, tools=[add, tool, loud], max_turns=3, tool_errors="raise"
     )
     assert_type(run, ToolRun)
     assert_type(run.completion, ChatCompletion)
+    # Fields the types do not name, and reasoning under either name.
+    assert_type(run.completion.raw_json, bytes | None)
+    assert_type(run.completion.extra, dict[str, Any])
+    assert_type(run.completion.choices[0].message.reasoning_text, str | None)
+    call = (run.completion.choices[0].message.tool_calls or [])[0]
+    if call.custom is not UNSET:
+        assert_type(call.custom, CustomCall)
+    streamed = await client.chat.completions.create(model="m", messages=messages, stream=True)
+    streamed.keep_raw_json = True
+    async for piece in streamed:
+        assert_type(piece.raw_json, bytes | None)
+        assert_type(piece.extra, dict[str, Any])
     async for event in client.chat.completions.run_tools_stream(
         model="m", messages=messages, tools=[tool]
     ):

@@ -31,7 +31,7 @@ from .._params import (
     WebSearchOptions,
 )
 from .._parsed_stream import ParsedAsyncStream
-from .._raw import RawResponse, raw_call
+from .._raw_response import RawResponse, raw_call
 from .._requester import Requester
 from .._streaming import AsyncStream
 from .._structured import parse_completion, response_format_for
@@ -42,6 +42,7 @@ from ..types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
+    CustomTool,
     FunctionDefinition,
     FunctionTool,
     Message,
@@ -120,7 +121,7 @@ class _ResponseFormatParam(TypedDict, total=False):
 
 
 class _ToolsParam(TypedDict, total=False):
-    tools: Sequence[FunctionTool | dict[str, Any]]
+    tools: Sequence[FunctionTool | CustomTool | dict[str, Any]]
 
 
 class CompletionParams(_RequestParams, _ResponseFormatParam, _ToolsParam, total=False):
@@ -273,7 +274,7 @@ class Completions:
         sent: Mapping[str, Any] = params
         adjustments = None
         mode = params.get("compat", requester.compat)
-        if mode != "off":  # here, not deeper: a warning names the caller's line by counting
+        if mode != "off":
             sent, adjustments = check(params, mode)
         result, _, _ = await self._send(sent, adjustments, stream=stream)
         return result
@@ -305,6 +306,7 @@ class Completions:
         completion = answer.value
         completion.request_id = answer.request_id
         completion._keep_headers(answer.headers)
+        completion._raw_json = answer.body  # by reference: read only by raw_json and extra
         if adjustments is not None:
             completion.adjustments = adjustments
         return completion, answer.status, answer.headers
@@ -391,6 +393,7 @@ class Completions:
         Args:
             tools: Typed functions (sync ones run in a worker thread) or ``Tool`` objects
                 from ``function_tool``. Arguments are decoded into the parameter types first.
+                A ``custom_tool`` gets the model's free-form text as it is.
             max_turns: Model calls at most.
             tool_errors: ``"send"``: a tool that raises, bad arguments or an unknown tool name
                 send ``"Error: <type>: <message>"`` back to the model as the call's result;
@@ -419,6 +422,12 @@ class Completions:
     ) -> AsyncGenerator[ToolRunEvent, None]:
         """``run_tools()`` with every turn streamed: yields events as they happen.
 
+        Args:
+            tools: As in ``run_tools()``.
+            max_turns: As in ``run_tools()``.
+            tool_errors: As in ``run_tools()``.
+            params: ``create()``'s parameters (``stream`` aside).
+
         Yields:
             ``TextDelta`` (content of choice 0, as it arrives), ``ToolCallRequested`` (once a
             turn's stream ended), ``ToolCallCompleted`` (after the turn's calls all ran), and
@@ -441,6 +450,7 @@ class Completions:
         concurrency: int = 64,
         ordered: bool = False,
         window: int | None = None,
+        stop_on_systemic_failure: bool = False,
     ) -> AsyncGenerator[FanOutResult, None]:
         """Run many ``create()`` calls at once and yield one result per input as each completes.
 
@@ -452,10 +462,25 @@ class Completions:
                 fewer after the server answers 429).
             ordered: Yield results in input order; at most ``window`` (default
                 ``4 * concurrency``) inputs are taken ahead of the next result due.
+            stop_on_systemic_failure: Stop taking inputs once the answers show that every
+                further request would fail the same way, with nothing answered successfully
+                so far: the first answer a 401 or 403 (the key is refused), the first result
+                a connection failure after its retries (the host is unreachable), or the first
+                8 answers the same client error (same status and code). The requests in
+                flight still finish and yield their results; then ``SystemicFailureError``
+                is raised. At most ``concurrency`` requests (plus 7 for the last rule) are
+                sent before the stop. Off by default.
 
         Yields:
             ``FanOutResult`` with ``index``, ``request``, ``completion`` or ``error``,
-            ``attempts`` and ``latency``: exactly one per input, failures included.
+            ``attempts`` and ``latency``: exactly one per input taken, failures included.
+            Every input is taken unless ``stop_on_systemic_failure`` stops the fan-out.
+
+        Raises:
+            SystemicFailureError: ``stop_on_systemic_failure`` stopped the fan-out, after
+                every input taken (``taken`` of them, the first ones) yielded its result;
+                the rest of ``requests`` was not read. ``reason`` quotes the server.
+            Exception: whatever iterating ``requests`` itself raised.
 
         ``compat`` applies to each request as in ``create()``, except that its warning for a
         given parameter and model family comes once per fan-out, not once per request.
@@ -465,7 +490,12 @@ class Completions:
         that happen before the next statement rather than on the next loop iteration.
         """
         return fan_out(
-            self.create, requests, concurrency=concurrency, ordered=ordered, window=window
+            self.create,
+            requests,
+            concurrency=concurrency,
+            ordered=ordered,
+            window=window,
+            stop_on_systemic_failure=stop_on_systemic_failure,
         )
 
 

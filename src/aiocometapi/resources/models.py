@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from .._raw import RawResponse, raw_call
+from .._raw_response import RawResponse, raw_call
 from .._requester import Requester
 from ..types import Model, ModelList
 

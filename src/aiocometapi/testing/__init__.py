@@ -8,9 +8,10 @@ stream is made of ``StreamEvent`` items, among them ``Comment``, ``Pause`` and `
 back with them; ``run`` serves a server until stopped (``aiocometapi mock-server``).
 """
 
-from ._replies import mock_words, thought_signature
+from ._providers import thought_signature
 from ._server import DEFAULT_MODELS as DEFAULT_MODELS
 from ._server import MockServer, run
+from ._text import mock_words
 from ._values import Comment, Drop, MockStats, Pause, RecordedRequest, StreamEvent
 
 __all__ = [

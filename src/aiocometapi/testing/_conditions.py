@@ -7,8 +7,10 @@ import random
 import time
 from collections import deque
 
+__all__ = ["Conditions"]
 
-class _Conditions:
+
+class Conditions:
     """The ``MockServer`` options that refuse, fail, drop or delay chat requests; their state."""
 
     def __init__(

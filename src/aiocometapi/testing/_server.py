@@ -14,19 +14,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._conditions import _Conditions
-from ._replies import (
-    _JSON_CONTENT_TYPE,
-    _default_reply,
-    _Dropped,
-    _error_body,
-    _Exchange,
-    _invalid,
-    _models_reply,
-    _response,
-)
-from ._scripted import _BodyReply, _DropReply, _Scripted, _StreamReply, _TurnReply
+from ._conditions import Conditions
+from ._default import default_reply, models_reply
+from ._exchange import Exchange, invalid
+from ._scripted import BodyReply, DropReply, Scripted, StreamReply, TurnReply
 from ._values import MockStats, RecordedRequest, StreamEvent
+from ._wire import JSON_CONTENT_TYPE, Dropped, error_body, response
 
 __all__ = ["DEFAULT_MODELS", "MockServer", "run"]
 
@@ -71,6 +64,22 @@ class MockServer:
        spaces), streamed if asked, its chunks ``chunk_delay`` apart. A body with
        ``{"mock": {"words": N}}`` gets ``mock_words(N)`` instead, for benchmarks that run the
        server in another process and cannot script it.
+
+    Args:
+        host: The address to listen on (default loopback).
+        port: The port; 0 (the default) picks a free one, which ``port`` and ``url`` tell.
+        api_key: The only key accepted; ``None`` accepts any non-empty bearer token.
+        models: The model ids ``GET /v1/models`` lists (default ``DEFAULT_MODELS``).
+        rps_limit: Chat requests admitted per second; more are answered 429.
+        max_in_flight: Chat requests answered at once; more are answered 429.
+        retry_after: The ``Retry-After`` of those 429s, in seconds, instead of the computed wait.
+        seed: Seeds the draws of the failure injection, so that a run can be repeated.
+        fail_rate: The share of chat requests answered 500.
+        drop_rate: The share of chat requests whose connection is closed unanswered.
+        slow_rate: The share of chat requests delayed by ``slow_delay`` seconds.
+        slow_delay: See ``slow_rate``.
+        latency: Seconds every chat request waits before it is answered.
+        chunk_delay: Seconds between the chunks of a default (unscripted) streamed reply.
     """
 
     def __init__(
@@ -91,7 +100,7 @@ class MockServer:
         latency: float = 0.0,
         chunk_delay: float = 0.0,
     ) -> None:
-        self._conditions = _Conditions(
+        self._conditions = Conditions(
             rps_limit=rps_limit,
             max_in_flight=max_in_flight,
             seed=seed,
@@ -107,7 +116,7 @@ class MockServer:
         self._models = list(DEFAULT_MODELS if models is None else models)
         self._retry_after = retry_after
         self._chunk_delay = chunk_delay
-        self._queue: deque[_Scripted] = deque()
+        self._queue: deque[Scripted] = deque()
         self._reasoned: dict[str, str] = {}
         self._numbers = itertools.count(1)
         self._runner: web.ServerRunner | None = None
@@ -184,8 +193,15 @@ class MockServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next chat request with ``body`` as JSON (bytes or str are sent as-is)."""
-        self._queue.append(_BodyReply(delay, status, body, _JSON_CONTENT_TYPE, headers))
+        """Answer the next chat request with ``body`` as JSON (bytes or str are sent as-is).
+
+        Args:
+            body: The answer: any JSON value, or bytes or text sent as given.
+            status: The HTTP status.
+            headers: Headers added to the answer.
+            delay: Seconds to wait before answering.
+        """
+        self._queue.append(BodyReply(delay, status, body, JSON_CONTENT_TYPE, headers))
 
     def reply_error(
         self,
@@ -198,9 +214,19 @@ class MockServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next chat request with ``status`` and an OpenAI-style error body."""
-        body = _error_body(message, type, code, param)
-        self._queue.append(_BodyReply(delay, status, body, _JSON_CONTENT_TYPE, headers))
+        """Answer the next chat request with ``status`` and an OpenAI-style error body.
+
+        Args:
+            status: The HTTP status, e.g. 429.
+            message: The body's ``error.message``.
+            type: The body's ``error.type``.
+            code: The body's ``error.code``.
+            param: The body's ``error.param``.
+            headers: Headers added to the answer, e.g. ``{"Retry-After": "2"}``.
+            delay: Seconds to wait before answering.
+        """
+        body = error_body(message, type, code, param)
+        self._queue.append(BodyReply(delay, status, body, JSON_CONTENT_TYPE, headers))
 
     def reply_raw(
         self,
@@ -211,12 +237,21 @@ class MockServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next chat request with any body, e.g. a proxy's HTML error page."""
-        self._queue.append(_BodyReply(delay, status, body, content_type, headers))
+        """Answer the next chat request with any body, e.g. a proxy's HTML error page.
+
+        Args:
+            status: The HTTP status.
+            body: The body, sent as given.
+            content_type: The ``Content-Type`` header.
+            headers: Headers added to the answer.
+            delay: Seconds to wait before answering.
+        """
+        self._queue.append(BodyReply(delay, status, body, content_type, headers))
 
     def reply_drop(self, *, delay: float = 0.0) -> None:
-        """Close the next chat request's connection without answering."""
-        self._queue.append(_DropReply(delay))
+        """Close the next chat request's connection without answering, ``delay`` seconds
+        after it arrived."""
+        self._queue.append(DropReply(delay))
 
     def reply_stream(
         self,
@@ -232,10 +267,19 @@ class MockServer:
 
         Each event is written as soon as it is reached; ``Pause`` stalls, ``Drop`` cuts the
         connection. ``split=k`` writes the bytes in pieces of ``k`` instead.
+
+        Args:
+            events: Dicts or text (each sent as one ``data:`` event), raw bytes, ``Comment``,
+                ``Pause`` and ``Drop``.
+            done: End with ``data: [DONE]``.
+            split: Write the body in pieces of this many bytes.
+            status: The HTTP status.
+            headers: Headers added to the answer.
+            delay: Seconds to wait before the headers.
         """
         if split is not None and split < 1:
             raise ValueError(f"split must be at least 1, got {split!r}")
-        self._queue.append(_StreamReply(delay, list(events), done, split, status, headers))
+        self._queue.append(StreamReply(delay, list(events), done, split, status, headers))
 
     def reply_turn(
         self,
@@ -255,8 +299,22 @@ class MockServer:
         Tool calls are ``(name, arguments)``; a dict of arguments is JSON-encoded, a str is sent
         as given. Streamed, each call comes as a head fragment then 3+ argument fragments,
         or whole in one delta without ``index`` if ``omit_tool_call_index`` (as Gemini routes do).
+
+        Args:
+            content: The text of the turn.
+            tool_calls: The calls the turn makes, as ``(name, arguments)`` pairs.
+            refusal: A refusal instead of content.
+            reasoning_content: Reasoning text, sent as DeepSeek does; a ``deepseek-...``
+                model then refuses a later request whose copy of this turn lacks it.
+            finish_reason: As sent; by default ``tool_calls`` when there are calls, else
+                ``stop``.
+            usage: The ``usage`` object; by default one counted from the words.
+            tool_call_index_base: The ``index`` of the first streamed call (some providers
+                start at 1).
+            omit_tool_call_index: Stream each call whole without ``index``.
+            delay: Seconds to wait before answering.
         """
-        self._queue.append(_TurnReply(
+        self._queue.append(TurnReply(
             delay, content, list(tool_calls or []), refusal, reasoning_content, finish_reason,
             usage, tool_call_index_base, omit_tool_call_index,
         ))
@@ -271,7 +329,7 @@ class MockServer:
         number = next(self._numbers)
         try:
             resp = await self._dispatch(request, number)
-        except _Dropped:
+        except Dropped:
             self.stats.dropped += 1
             if request.transport is not None:
                 request.transport.close()
@@ -304,20 +362,20 @@ class MockServer:
             allowed = "GET"
         else:
             message = f"Invalid URL ({request.method} {request.path})"
-            error = _error_body(message, "invalid_request_error", "unknown_url")
-            return _response(request_id, 404, error)
+            error = error_body(message, "invalid_request_error", "unknown_url")
+            return response(request_id, 404, error)
         if request.method != allowed:
             message = f"Method {request.method} not allowed on {request.path}"
-            error = _error_body(message, "invalid_request_error", "method_not_allowed")
-            return _response(request_id, 405, error, headers={"Allow": allowed})
+            error = error_body(message, "invalid_request_error", "method_not_allowed")
+            return response(request_id, 405, error, headers={"Allow": allowed})
         if not self._authorized(request.headers.get("Authorization", "")):
-            error = _error_body("Invalid API key", "invalid_request_error", "invalid_api_key")
-            return _response(request_id, 401, error)
+            error = error_body("Invalid API key", "invalid_request_error", "invalid_api_key")
+            return response(request_id, 401, error)
         if path == "/v1/mock/stats":
             # ``stats`` as JSON, for a benchmark or test that runs the server in another process.
-            return _response(request_id, 200, self.stats)
+            return response(request_id, 200, self.stats)
         if allowed == "GET":
-            return _models_reply(request_id, path, self._models)
+            return models_reply(request_id, path, self._models)
         return await self._chat(request, number, body)
 
     def _authorized(self, header: str) -> bool:
@@ -340,8 +398,8 @@ class MockServer:
                 "Retry-After": str(max(1, math.ceil(wait))),
                 "retry-after-ms": str(max(0, math.ceil(wait * 1000))),
             }
-            error = _error_body(message, "rate_limit_error", "rate_limit_exceeded")
-            return _response(request_id, 429, error, headers=headers)
+            error = error_body(message, "rate_limit_error", "rate_limit_exceeded")
+            return response(request_id, 429, error, headers=headers)
 
         stats = self.stats
         stats.in_flight += 1
@@ -352,16 +410,16 @@ class MockServer:
             stats.in_flight -= 1
 
     async def _answer(self, request: web.BaseRequest, number: int, body: Any) -> web.StreamResponse:
-        invalid = _invalid(body)
-        if invalid is not None:
-            message, param = invalid
-            error = _error_body(message, "invalid_request_error", "invalid_request", param)
-            return _response(f"mock-{number}", 400, error)
-        ex = _Exchange(request, self.stats, number, body, self._reasoned)
+        problem = invalid(body)
+        if problem is not None:
+            message, param = problem
+            error = error_body(message, "invalid_request_error", "invalid_request", param)
+            return response(f"mock-{number}", 400, error)
+        ex = Exchange(request, self.stats, number, body, self._reasoned)
         missing = ex.missing_reasoning()
         if missing is not None:
-            error = _error_body(missing, "invalid_request_error", "invalid_request_error")
-            return _response(ex.request_id, 400, error)
+            error = error_body(missing, "invalid_request_error", "invalid_request_error")
+            return response(ex.request_id, 400, error)
 
         fail, drop, slow = self._conditions.draw()
         scripted = self._queue.popleft() if self._queue and not (fail or drop) else None
@@ -374,10 +432,10 @@ class MockServer:
             await asyncio.sleep(self._conditions.latency)
         if fail:
             message = f"upstream error (request id: {ex.request_id})"
-            error = _error_body(message, "server_error", "internal_error")
-            return _response(ex.request_id, 500, error)
+            error = error_body(message, "server_error", "internal_error")
+            return response(ex.request_id, 500, error)
         if drop:
-            raise _Dropped
+            raise Dropped
         if slow:
             await asyncio.sleep(self._conditions.slow_delay)
         if scripted is not None:
@@ -386,16 +444,22 @@ class MockServer:
             return await scripted.send(ex)
         calls = ex.default_tool_calls()
         if calls:
-            turn = _TurnReply(0.0, None, list(calls), None, None, None, None, 0, False)
+            turn = TurnReply(0.0, None, list(calls), None, None, None, None, 0, False)
             return await turn.send(ex)
-        return await _default_reply(ex, self._chunk_delay)
+        return await default_reply(ex, self._chunk_delay)
 
 
 # --------------------------------------------------------------------------- command line
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve a ``MockServer`` with ``options`` until Ctrl-C or SIGTERM; blocks."""
+    """Serve a ``MockServer`` with ``options`` until Ctrl-C or SIGTERM; blocks.
+
+    Args:
+        host: The address to listen on.
+        port: The port to listen on.
+        options: ``MockServer``'s other arguments (``rps_limit``, ``fail_rate``, ...).
+    """
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(host, port, options))
 

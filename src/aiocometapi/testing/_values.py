@@ -36,13 +36,17 @@ class RecordedRequest:
     """One request as the server received it."""
 
     method: str
+    """``GET`` or ``POST``."""
     path: str
+    """The path, e.g. ``/v1/chat/completions``."""
     query: dict[str, str]
+    """The query parameters (``extra_query`` lands here)."""
     headers: dict[str, str]
     """Header names are lower-cased."""
     body: Any
     """The decoded JSON body, or ``None`` when the body is empty or not JSON."""
     raw: bytes
+    """The body's bytes as received."""
 
 
 @dataclass
@@ -50,7 +54,9 @@ class MockStats:
     """Counters of what the server did since it started."""
 
     requests: int = 0
+    """Requests received, of any path."""
     responses_by_status: dict[int, int] = field(default_factory=dict)
+    """Responses sent, counted by HTTP status."""
     rate_limited: int = 0
     """Chat requests refused with 429 by ``rps_limit`` or ``max_in_flight``."""
     dropped: int = 0
@@ -60,7 +66,9 @@ class MockStats:
     slowed: int = 0
     """Chat requests that ``slow_rate`` delayed."""
     in_flight: int = 0
+    """Chat requests being answered right now."""
     max_in_flight_seen: int = 0
+    """The most chat requests answered at once so far."""
 
     def count_status(self, status: int) -> None:
         """Count one response sent with ``status``."""

@@ -1,4 +1,4 @@
-"""What ``aiocometapi batch`` tells its user: the run's summary and exit status, on stderr."""
+"""What a batch run tells its user: warnings, progress, the summary and the exit status."""
 
 from __future__ import annotations
 
@@ -7,9 +7,25 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-__all__ = ["BatchSummary"]
+__all__ = [
+    "EXIT_STOPPED_EARLY",
+    "EXIT_USAGE",
+    "BatchError",
+    "BatchSummary",
+    "Reporter",
+    "progress_text",
+    "summary_text",
+]
 
+EXIT_USAGE = 2
+EXIT_STOPPED_EARLY = 3
 _EXIT_ON_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+_MAX_MESSAGES = 1000
+"""Distinct failure messages counted; past this many, only those already seen are counted."""
+
+
+class BatchError(Exception):
+    """A usage error, or an input that cannot be run with ``strict`` (exit status 2)."""
 
 
 @dataclass
@@ -38,6 +54,18 @@ class BatchSummary:
     """The signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), if one did."""
     stopped_by: str | None = None
     """The error that stopped the run, if one did."""
+    stopped_early: str | None = None
+    """Why the run stopped sending, when its answers showed that every request would fail
+    the same way (a refused key, an unreachable host, a wrong URL); it quotes the server."""
+    sent: int = 0
+    """With ``stopped_early``: the requests sent before the stop."""
+    messages: Counter[str] = field(default_factory=Counter)
+    """Failed lines of this run by ``"<status or code>: <the error's message>"``."""
+
+    def count_message(self, message: str) -> None:
+        """Count one failed line under its error message."""
+        if message in self.messages or len(self.messages) < _MAX_MESSAGES:
+            self.messages[message] += 1
 
     @property
     def answered(self) -> int:
@@ -49,13 +77,16 @@ class BatchSummary:
 
     @property
     def exit_status(self) -> int:
-        """130/143 after SIGINT/SIGTERM; 1 if a line failed, was malformed or was not run; else 0.
+        """130/143 after SIGINT/SIGTERM; 3 when stopped early; 1 if a line failed, was
+        malformed or was not run; else 0.
 
         Lines answered in an earlier run count too: 0 means the output holds a successful
         answer for every input line.
         """
         if self.interrupted is not None:
             return _EXIT_ON_SIGNAL.get(self.interrupted, 1)
+        if self.stopped_early is not None:
+            return EXIT_STOPPED_EARLY
         unfinished = self.total - self.processed
         if self.failed or self.skipped_failed or self.malformed or unfinished > 0:
             return 1
@@ -71,12 +102,13 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-class _Reporter:
+class Reporter:
     """Warnings, the progress line and the summary on stderr; secrets are blanked out."""
 
     def __init__(self, stream: TextIO, progress: bool, redact: tuple[str, ...]) -> None:
         self._stream = stream
-        self._redact = redact
+        self.redact = redact
+        """Strings blanked out of everything shown."""
         self.progress_enabled = progress
         try:
             self.tty = progress and stream.isatty()
@@ -85,7 +117,7 @@ class _Reporter:
         self._drawn = False
 
     def _write(self, text: str) -> None:
-        for secret in self._redact:
+        for secret in self.redact:
             text = text.replace(secret, "[redacted]")
         with contextlib.suppress(OSError, ValueError):
             self._stream.write(text)
@@ -106,7 +138,11 @@ class _Reporter:
             self.line(text)
 
 
-def _progress_text(s: BatchSummary) -> str:
+def _cut(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def progress_text(s: BatchSummary) -> str:
     """The progress line shown while the run goes on."""
     rate = s.answered / s.elapsed if s.elapsed > 0 else 0.0
     left = s.total - s.processed
@@ -119,10 +155,12 @@ def _progress_text(s: BatchSummary) -> str:
     )
 
 
-def _summary_text(s: BatchSummary) -> str:
+def summary_text(s: BatchSummary) -> str:
     """The summary printed when the run ends, however it ends."""
     if s.interrupted is not None:
         head = f"interrupted by {s.interrupted} after {s.elapsed:.1f} s"
+    elif s.stopped_early is not None:
+        head = f"stopped after {s.sent:,} request(s) in {s.elapsed:.1f} s: {s.stopped_early}"
     elif s.stopped_by is not None:
         head = f"stopped by an error after {s.elapsed:.1f} s: {s.stopped_by}"
     else:
@@ -133,13 +171,20 @@ def _summary_text(s: BatchSummary) -> str:
         ("lines", f"{s.total:,} in {s.input_path}"),
         ("succeeded", f"{s.succeeded:,}"),
         ("failed", f"{failed:,}" + (f" ({by})" if by else "")),
+    ]
+    if s.messages:
+        [(message, count)] = s.messages.most_common(1)
+        rows.append(("", f"most often ({count:,}): {_cut(message, 300)}"))
+    rows += [
         ("skipped", f"{s.skipped:,} already answered in {s.output_path}"
-         + (f" ({s.skipped_failed:,} of them failed)" if s.skipped_failed else "")),
+         + (f" ({s.skipped_failed:,} of them failed: --retry-failed sends those again)"
+            if s.skipped_failed else "")),
         ("malformed", f"{s.malformed:,}"),
     ]
     left = s.total - s.processed
     if left > 0:
-        rows.append(("not run", f"{left:,} (rerun the same command to resume)"))
+        again = "fix the cause, then rerun" if s.stopped_early else "rerun"
+        rows.append(("not run", f"{left:,} ({again} the same command to resume)"))
     rate = s.answered / s.elapsed if s.elapsed > 0 else 0.0
     rows += [
         ("429s", f"{s.rate_limited:,}"),

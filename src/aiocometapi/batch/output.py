@@ -1,4 +1,4 @@
-"""The JSONL files of ``aiocometapi batch``: input lines checked, answer lines built, output kept.
+"""The output of a batch run: answer lines built, appended whole, and read back on a rerun.
 
 The output file is locked for one run, a last line cut short by a crash is repaired, and the
 ``custom_id``s it already answers are read back so that a rerun skips them (or, asked to retry
@@ -12,45 +12,29 @@ import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from ._exceptions import (
+from .._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     CometAPIError,
 )
-from ._fanout import FanOutResult
-from .resources.chat import CompletionCreateParams
-from .types import ChatCompletion
+from .._fanout import FanOutResult
+from ..types import ChatCompletion
+from .report import BatchError
 
-__all__ = ["CHAT_URLS", "BatchError"]
+__all__ = ["Output", "answer_line", "check_output", "failure_message"]
 
-CHAT_URLS = frozenset({"/v1/chat/completions", "/chat/completions"})
-_NOT_PARAMS = frozenset(
-    {"extra_headers", "extra_query", "extra_body", "timeout", "max_retries", "compat", "stream"}
-)
-# Body keys the SDK names go to create() as parameters; any other key is passed through as is.
-_PARAMS = (CompletionCreateParams.__required_keys__ | CompletionCreateParams.__optional_keys__)
-_PARAMS -= _NOT_PARAMS
-_DROPPED = ("stream", "stream_options")
 # Filled in by the SDK, not sent by the API (request_id goes to response.request_id instead).
 _SDK_FIELDS = ("request_id", "adjustments")
 _SDK_MESSAGE_FIELDS = ("parsed",)
 
 _encode = msgspec.json.Encoder().encode
-
-
-class BatchError(Exception):
-    """A usage error or an input that cannot be run (exit status 2)."""
-
-
-class _Malformed(Exception):
-    """One input line that cannot be run; the message says why."""
 
 
 class _AnswerResponse(msgspec.Struct):
@@ -73,58 +57,6 @@ class _Answer(msgspec.Struct):
 _answer_decoder = msgspec.json.Decoder(_Answer)
 
 
-# --------------------------------------------------------------------------- input
-
-
-def _parse(raw: bytes, default_model: str | None) -> tuple[str, dict[str, Any]]:
-    """The custom_id and create() parameters of one input line."""
-    try:
-        line = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise _Malformed(f"not valid JSON ({exc})") from None
-    if not isinstance(line, dict):
-        raise _Malformed("not a JSON object")
-    custom_id = line.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id:
-        raise _Malformed("custom_id is missing or not a non-empty string")
-    method = line.get("method")
-    if not isinstance(method, str) or method.upper() != "POST":
-        raise _Malformed(f"method {method!r} is not supported (only POST)")
-    url = line.get("url")
-    if url not in CHAT_URLS:
-        raise _Malformed(f"url {url!r} is not supported (only /v1/chat/completions)")
-    body = line.get("body")
-    if not isinstance(body, dict):
-        raise _Malformed("body is missing or not a JSON object")
-    for key in _DROPPED:
-        body.pop(key, None)
-    if "model" not in body and default_model:
-        body["model"] = default_model
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise _Malformed("body.model is missing or not a non-empty string (see -m/--model)")
-    if not isinstance(body.get("messages"), list):
-        raise _Malformed("body.messages is missing or not a list")
-    params = {key: value for key, value in body.items() if key in _PARAMS}
-    extra = {key: value for key, value in body.items() if key not in _PARAMS}
-    if extra:
-        params["extra_body"] = extra
-    return custom_id, params
-
-
-def _input_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for each line that is not blank, read lazily."""
-    with open(path, "rb") as file:
-        for number, raw in enumerate(file, 1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.isspace() and raw:
-                yield number, raw
-
-
-# --------------------------------------------------------------------------- output
-
-
 def _error_body(text: str) -> dict[str, Any]:
     return {"error": {"message": text, "type": None, "param": None, "code": None}}
 
@@ -142,7 +74,13 @@ def _completion_body(completion: ChatCompletion) -> dict[str, Any]:
     return body
 
 
-def _answer_line(custom_id: str, result: FanOutResult) -> tuple[bytes, str | None]:
+def failure_message(exc: BaseException) -> str:
+    """An error's own message on one line (an HTTP error's is the server's)."""
+    text = exc.message if isinstance(exc, CometAPIError) else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def answer_line(custom_id: str, result: FanOutResult) -> tuple[bytes, str | None]:
     """The output line for a result, and the failure it is counted under (None: success)."""
     response: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -178,13 +116,14 @@ def _answer_line(custom_id: str, result: FanOutResult) -> tuple[bytes, str | Non
     return _encode(line) + b"\n", failure
 
 
-class _Output:
+class Output:
     """The output file, locked for this run; every line goes out in one ``os.write``."""
 
     def __init__(
         self, path: str, report: Callable[[str], None], *, retry_failed: bool = False
     ) -> None:
         self.path = path
+        self._created = not os.path.exists(path)
         self._fd = self._open()
         try:
             self._lock()
@@ -253,13 +192,24 @@ class _Output:
 
     def _lock(self) -> None:
         # Two runs appending to one output would answer lines twice.
-        if sys.platform != "win32":
-            import fcntl
+        if sys.platform == "win32":
+            return
+        import fcntl
 
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BatchError(f"another batch run is writing to {self.path}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(f"another batch run is writing to {self.path}") from None
+        try:
+            same = os.path.samestat(os.fstat(self._fd), os.stat(self.path))
+        except OSError:
+            same = False
+        if not same:
+            # The run that held the lock removed or replaced the file meanwhile: that one
+            # is finished with it, so take the file now at the path.
+            os.close(self._fd)
+            self._fd = self._open()
+            self._lock()
 
     def _scan(self, report: Callable[[str], None]) -> dict[str, bool]:
         """custom_id -> answered successfully, for every answer line; repairs a cut last line."""
@@ -303,4 +253,25 @@ class _Output:
             view = view[os.write(self._fd, view) :]
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Close the file; one this run created and left empty is removed."""
+        try:
+            if self._created and os.fstat(self._fd).st_size == 0:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+        finally:
+            os.close(self._fd)
+
+
+def check_output(input_path: str, output_path: str) -> None:
+    """Refuse an output that cannot be appended to and read back, or that is the input."""
+    if output_path == "-":
+        raise BatchError("the output must be a file (-o FILE): it is appended to and reread")
+    if os.path.isdir(output_path):
+        raise BatchError(f"the output {output_path} is a directory; give a file name")
+    if os.path.exists(output_path):
+        if not os.path.isfile(output_path):
+            raise BatchError(f"the output {output_path} is not a regular file")
+        if input_path != "-" and os.path.exists(input_path) and os.path.samefile(
+            input_path, output_path
+        ):
+            raise BatchError("the output must be another file than the input")
