@@ -3,30 +3,52 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import aiohttp
-import httpx2
 import msgspec
-import openai
 import yarl
 
 from aiocometapi import AsyncCometAPI
 from aiocometapi.types import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["CLIENT_NAMES", "MODEL", "POOL", "BenchClient", "make_client", "opened_clients"]
+__all__ = [
+    "API_KEY",
+    "CLIENTS",
+    "CLIENT_NAMES",
+    "MODEL",
+    "POOL",
+    "BenchClient",
+    "CometClient",
+    "import_openai",
+    "make_client",
+    "opened_clients",
+]
 
 MODEL = "gpt-5.4-mini"
 POOL = 200  # connections per client: at least the highest concurrency any case uses
-API_KEY = "sk-fake"
-CLIENT_NAMES = ("aiocometapi", "openai", "openai-aiohttp", "floor")
+API_KEY = "sk-fake"  # the mock server takes any bearer token
 
 STREAM_MESSAGES = [{"role": "user", "content": "Tell me a long story."}]
 
 
 def _mock(words: int) -> dict[str, Any]:
     return {"mock": {"words": words}}
+
+
+def import_openai() -> tuple[ModuleType, ModuleType]:
+    """``openai`` and ``httpx2``, imported when an openai client is first used, so that the
+    aiocometapi and floor clients run without the ``bench`` extra."""
+    try:
+        import httpx2
+        import openai
+    except ImportError as exc:
+        raise SystemExit(
+            f"the openai clients need the bench extra: pip install -e '.[bench]' ({exc})"
+        ) from None
+    return openai, httpx2
 
 
 class BenchClient:
@@ -70,22 +92,31 @@ class _SDKClient(BenchClient):
         completion = await self._client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": prompt}]
         )
-        return completion.choices[0].message.content
+        content: str | None = completion.choices[0].message.content
+        return content
 
 
 class CometClient(_SDKClient):
-    name = "aiocometapi"
+    """``AsyncCometAPI(max_connections=POOL, max_retries=0)``; ``options`` adds or overrides."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(
+        self, base_url: str, *, name: str = "aiocometapi", options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.name = name
         self._base_url = base_url
+        self._options = {"max_connections": POOL, "max_retries": 0, **(options or {})}
 
     async def open(self) -> None:
-        self._client = AsyncCometAPI(
-            api_key=API_KEY, base_url=self._base_url, max_connections=POOL, max_retries=0
-        )
+        self._client = AsyncCometAPI(api_key=API_KEY, base_url=self._base_url, **self._options)
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    @property
+    def sdk(self) -> AsyncCometAPI:
+        """The open ``AsyncCometAPI``, for cases that call more of it than ``create``."""
+        client: AsyncCometAPI = self._client
+        return client
 
 
 class OpenAIClient(_SDKClient):
@@ -99,6 +130,7 @@ class OpenAIClient(_SDKClient):
     async def open(self) -> None:
         # openai's own defaults are 1000 connections / 100 kept alive; pin both to POOL so
         # every client in the comparison has the same pool.
+        openai, httpx2 = import_openai()
         limits = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
         if self._use_aiohttp:
             # Its transport builds aiohttp.TCPConnector(limit=limits.max_connections).
@@ -112,7 +144,6 @@ class OpenAIClient(_SDKClient):
     async def close(self) -> None:
         await self._client.close()
         await self._http.aclose()  # idempotent; the line above already closed it
-
 
 
 _encode = msgspec.json.encode
@@ -182,16 +213,26 @@ class FloorClient(BenchClient):
         return _completion_decoder.decode(data).choices[0].message.content
 
 
+# The registry: a name and how to build that client for a base URL. A new client is a
+# BenchClient subclass (or a CometClient with other options) and one line here; every script's
+# --only flag and table pick it up. E.g. the usage meter switched off, once it has a switch:
+#     "aiocometapi-no-meter": lambda url: CometClient(url, name=..., options={...}),
+CLIENTS: dict[str, Callable[[str], BenchClient]] = {
+    "aiocometapi": CometClient,
+    "openai": lambda url: OpenAIClient(url, use_aiohttp=False),
+    "openai-aiohttp": lambda url: OpenAIClient(url, use_aiohttp=True),
+    "floor": FloorClient,
+}
+CLIENT_NAMES = tuple(CLIENTS)
+
+
 def make_client(name: str, base_url: str) -> BenchClient:
-    if name == "aiocometapi":
-        return CometClient(base_url)
-    if name == "openai":
-        return OpenAIClient(base_url, use_aiohttp=False)
-    if name == "openai-aiohttp":
-        return OpenAIClient(base_url, use_aiohttp=True)
-    if name == "floor":
-        return FloorClient(base_url)
-    raise ValueError(f"unknown client {name!r}")
+    """The registered client ``name``, not yet opened."""
+    try:
+        factory = CLIENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown client {name!r}; registered: {', '.join(CLIENTS)}") from None
+    return factory(base_url)
 
 
 @contextlib.asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import gc
 import inspect
 import json
@@ -15,26 +16,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import httpx2
-import openai
-from _clients import API_KEY, MODEL
-from _common import environment_line, mock_server, progress
+from _clients import API_KEY, MODEL, import_openai
+from _common import progress
+from _report import Figure, Report, verdict
+from _server import mock_server
 
 from aiocometapi import AsyncCometAPI
 
 CLIENTS = ("aiocometapi", "openai", "openai-retries5", "openai-aiohttp")
-OPENAI_RETRIES = {
-    "openai": openai.DEFAULT_MAX_RETRIES,  # 2: three tries in all
-    "openai-retries5": 5,  # six tries: at least as many as aiocometapi's five
-    "openai-aiohttp": openai.DEFAULT_MAX_RETRIES,
-}
-DEFAULT_POOLS = {  # what a user gets without passing anything
-    "aiocometapi": inspect.signature(AsyncCometAPI).parameters["max_connections"].default,
-    "openai": openai.DEFAULT_CONNECTION_LIMITS.max_connections,
-    "openai-retries5": openai.DEFAULT_CONNECTION_LIMITS.max_connections,
-    "openai-aiohttp": openai.DEFAULT_CONNECTION_LIMITS.max_connections,
-}
 TRACE_EVERY = 0.5  # seconds between two samples of --trace
+
+
+def openai_retries(name: str) -> int:
+    """openai's own default (2: three tries in all), or 5 for openai-retries5 (six tries: at
+    least as many as aiocometapi's five)."""
+    openai, _ = import_openai()
+    return 5 if name == "openai-retries5" else int(openai.DEFAULT_MAX_RETRIES)
+
+
+def default_pool(name: str) -> int:
+    """The connections a user gets without passing anything."""
+    if name == "aiocometapi":
+        return int(inspect.signature(AsyncCometAPI).parameters["max_connections"].default)
+    openai, _ = import_openai()
+    return int(openai.DEFAULT_CONNECTION_LIMITS.max_connections)
 
 
 @dataclass(frozen=True)
@@ -88,9 +93,7 @@ async def run_aiocometapi(
     async with AsyncCometAPI(api_key=API_KEY, base_url=url, **options) as client:
         on_open(client)
         requests = (body(i) for i in range(case.requests))
-        async for result in client.chat.completions.fan_out(
-            requests, concurrency=case.concurrency
-        ):
+        async for result in client.chat.completions.fan_out(requests, concurrency=case.concurrency):
             if result.error is not None:
                 outcome.failures[type(result.error).__name__] += 1
                 continue
@@ -105,7 +108,8 @@ async def run_openai(
 ) -> None:
     """``AsyncOpenAI.create`` under an ``asyncio.Semaphore``, results gathered, errors counted."""
     name = outcome.name
-    http: httpx2.AsyncClient | None = None
+    openai, httpx2 = import_openai()
+    http: Any = None
     if pool is not None:
         limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
         if name == "openai-aiohttp":
@@ -115,7 +119,7 @@ async def run_openai(
     elif name == "openai-aiohttp":
         http = openai.DefaultAioHttpClient()
     client = openai.AsyncOpenAI(
-        api_key=API_KEY, base_url=url, max_retries=OPENAI_RETRIES[name], http_client=http
+        api_key=API_KEY, base_url=url, max_retries=openai_retries(name), http_client=http
     )
     limiter = asyncio.Semaphore(case.concurrency)
 
@@ -167,7 +171,7 @@ class StatsReader:
     async def read(self) -> dict[str, Any]:
         async with self._session.get(self._url) as resp:
             resp.raise_for_status()
-            stats = json.loads(await resp.read())
+            stats: dict[str, Any] = json.loads(await resp.read())
         stats["ok"] = int(stats["responses_by_status"].get("200", 0)) - self.reads
         self.reads += 1
         return stats
@@ -233,8 +237,8 @@ def run_client(name: str, case: Case, pool: int | None, trace: bool) -> Outcome:
     options: dict[str, Any] = {"rps_limit": case.capacity}
     if case.latency:
         options["latency"] = case.latency
-    with mock_server(**options) as url:
-        return asyncio.run(run_one(name, url, case, pool, trace))
+    with mock_server(**options) as process:
+        return asyncio.run(run_one(name, process.url, case, pool, trace))
 
 
 # --------------------------------------------------------------------------- the report
@@ -253,65 +257,98 @@ def failures(outcome: Outcome) -> str:
 
 
 def pool_label(name: str, pool: int | None) -> str:
-    return f"{DEFAULT_POOLS[name]} (default)" if pool is None else str(pool)
+    return f"{default_pool(name)} (default)" if pool is None else str(pool)
 
 
 def tries_label(name: str) -> str:
     if name == "aiocometapi":
         return "5 (default)"
-    retries = OPENAI_RETRIES[name]
-    default = " (default)" if retries == openai.DEFAULT_MAX_RETRIES else ""
+    retries = openai_retries(name)
+    default = "" if name == "openai-retries5" else " (default)"
     return f"{retries + 1}{default}"
 
 
-def print_table(case: Case, pool: int | None, runs: dict[str, list[Outcome]]) -> None:
+def _figure(outcomes: Sequence[Outcome], value: Callable[[Outcome], float]) -> Figure:
+    return Figure(tuple(value(o) for o in outcomes))
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1%}" if 0.995 <= value < 1 else f"{value:.0%}"
+
+
+def print_table(case: Case, pool: int | None, runs: dict[str, list[Outcome]]) -> list[str]:
+    """The table (each figure: median and min-max over the runs) and aiocometapi's targets."""
     repeat = max(len(outcomes) for outcomes in runs.values())
     pools = "each client's default pool" if pool is None else f"a pool of {pool} for every client"
-    median = f"median of {repeat} runs" if repeat > 1 else "one run per client"
     latency = f", answering in {case.latency:g} s" if case.latency else ""
+    spread = (
+        f"Each cell: median (min-max) over {repeat} runs per client, the clients interleaved."
+        if repeat > 1
+        else "One run per client: no spread (pass --repeat 3 or more to see one)."
+    )
     lines = [
         f"### {case.requests:,} requests at concurrency {case.concurrency}, server capacity "
-        f"{case.capacity} requests/s{latency} ({pools}; {median})",
+        f"{case.capacity} requests/s{latency} ({pools})",
+        "",
+        spread,
         "",
         "| client | tries | pool | completed | wall s | client CPU s | goodput (% of capacity) "
         "| 429s (server) | 429s / completed | failed |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, outcomes in runs.items():
-        # The run with the median goodput stands for the client (all of it, so figures agree).
-        ordered = sorted(outcomes, key=lambda o: goodput(o, case))
-        o = ordered[(len(ordered) - 1) // 2]
-        per_completed = f"{o.rate_limited / o.completed:.2f}" if o.completed else "-"
+        kinds: collections.Counter[str] = collections.Counter()
+        for o in outcomes:
+            kinds.update(o.failures)
+        failed = _figure(outcomes, lambda o: sum(o.failures.values()))
         cells = [
             name,
             tries_label(name),
             pool_label(name, pool),
-            f"{o.completed:,} ({o.completed / case.requests:.1%})",
-            f"{o.wall:.1f}",
-            f"{o.cpu:.1f}",
-            f"{goodput(o, case):.0%}",
-            f"{o.rate_limited:,}",
-            per_completed,
-            failures(o),
+            _figure(outcomes, lambda o: o.completed / case.requests).show(_percent),
+            _figure(outcomes, lambda o: o.wall).show(lambda v: f"{v:.1f}"),
+            _figure(outcomes, lambda o: o.cpu).show(lambda v: f"{v:.1f}"),
+            _figure(outcomes, lambda o: goodput(o, case)).show(_percent),
+            _figure(outcomes, lambda o: o.rate_limited).show(lambda v: f"{v:,.0f}"),
+            _figure(outcomes, per_completed).show(lambda v: f"{v:.2f}"),
+            failed.show(lambda v: f"{v:,.0f}") + _kinds(kinds, len(outcomes)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     ours = runs.get("aiocometapi")
     if ours:
-        o = sorted(ours, key=lambda o: goodput(o, case))[(len(ours) - 1) // 2]
-        share = o.completed / case.requests
-        good = goodput(o, case)
-        per_completed = o.rate_limited / max(1, o.completed)
+        completed = _figure(ours, lambda o: o.completed / case.requests)
+        good = _figure(ours, lambda o: goodput(o, case))
+        own = _figure(ours, lambda o: (o.client_429s or 0) / max(1, o.completed))
+        server = _figure(ours, per_completed)
         lines += [
             "",
-            f"- aiocometapi completed: **{share:.1%}** (target 100%: "
-            f"{'met' if o.completed == case.requests else 'MISSED'})",
-            f"- aiocometapi goodput: **{good:.0%}** of capacity (target >= 90%: "
-            f"{'met' if good >= 0.9 else 'MISSED'})",
-            f"- aiocometapi 429s per completed request: **{per_completed:.2f}**"
-            f" (server count {o.rate_limited:,}; the client's own count {o.client_429s:,})",
+            f"- aiocometapi completed: **{completed.show(_percent)}** (target 100%: "
+            f"{verdict(completed, 1.0, 1.0)})",
+            f"- aiocometapi goodput: **{good.show(_percent)}** of capacity (target >= 90%: "
+            f"{verdict(good, 0.9, float('inf'))})",
+            f"- aiocometapi 429s per completed request: **{server.show(_two)}** by the server's "
+            f"count; **{own.show(_two)}** by the client's own",
         ]
     lines.append("")
     print("\n".join(lines), flush=True)
+    return lines
+
+
+def _kinds(kinds: collections.Counter[str], runs: int) -> str:
+    """The error types of the failures, summed over every run."""
+    if not kinds:
+        return ""
+    over = f"over {runs} runs: " if runs > 1 else ""
+    return " (" + over + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common()) + ")"
+
+
+def _two(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def per_completed(outcome: Outcome) -> float:
+    """429s the server sent per completed request."""
+    return outcome.rate_limited / max(1, outcome.completed)
 
 
 def print_trace(outcome: Outcome) -> None:
@@ -373,7 +410,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds the server takes to answer an admitted request (default 0)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per client (default 1); the median is shown"
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per client, interleaved (default 3); median and min-max are shown",
+    )
+    parser.add_argument(
+        "--save", metavar="FILE", help="also write the environment and every run as JSON"
     )
     parser.add_argument(
         "--trace",
@@ -409,14 +452,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     case = Case(args.requests, args.concurrency, args.capacity, args.latency)
     floor = max(0, case.requests - case.capacity) / case.capacity + case.latency
-    print(f"## Rate-limit benchmark\n\n{environment_line()}\n", flush=True)
+    report = Report("Rate-limit benchmark", save=args.save)
     progress(
         f"{case.requests} requests at concurrency {case.concurrency} against {case.capacity} "
         f"requests/s; no client can finish in under {floor:.1f} s"
     )
     runs: dict[str, list[Outcome]] = {name: [] for name in args.only}
+    names: list[str] = args.only
     for round_ in range(args.repeat):
-        for name in args.only:
+        # Rotate the order each round, so that no client always runs first (or last).
+        shift = round_ % len(names)
+        for name in [*names[shift:], *names[:shift]]:
             outcome = run_client(name, case, args.pool, args.trace)
             runs[name].append(outcome)
             progress(
@@ -430,6 +476,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         for outcomes in runs.values():
             for outcome in outcomes:
                 print_trace(outcome)
+    report.add("case", dataclasses.asdict(case) | {"pool": args.pool})
+    report.add(
+        "runs",
+        {
+            name: [
+                {
+                    "completed": o.completed,
+                    "failures": dict(o.failures),
+                    "wall": o.wall,
+                    "cpu": o.cpu,
+                    "goodput": goodput(o, case),
+                    "server": o.server,
+                    "client_429s": o.client_429s,
+                    **({"trace": o.trace} if o.trace else {}),
+                }
+                for o in outcomes
+            ]
+            for name, outcomes in runs.items()
+        },
+    )
+    report.finish()
     walls = [o.wall for outcomes in runs.values() for o in outcomes]
     progress(f"done; median wall {statistics.median(walls):.1f} s per run")
 

@@ -11,16 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from _clients import CLIENT_NAMES, BenchClient, opened_clients
-from _common import (
-    Sample,
-    Scale,
-    compare_and_report,
-    cpu_per_unit,
-    environment_line,
-    parse_args,
-    progress,
-    server_url,
-)
+from _common import parse_args, progress, server
+from _measure import Run, compare, shared
+from _report import Report, Scale, Table, Target, cpu_per_unit, rate, wall
 
 # Besides one chunk per word the mock server sends a role chunk first and a finish chunk last
 # (no usage chunk: the benchmark does not ask for stream_options.include_usage).
@@ -44,8 +37,8 @@ class Case:
 def cases(quick: bool) -> dict[str, Case]:
     if quick:
         return {
-            "a": Case("a", "(a) one long stream", 1, 2_000, 1),
-            "b": Case("b", "(b) many short streams", 100, 50, 50),
+            "a": Case("a", "(a) one long stream", 1, 1_000, 1),
+            "b": Case("b", "(b) many short streams", 50, 20, 25),
         }
     return {
         "a": Case("a", "(a) one long stream", 1, 20_000, 1),
@@ -118,10 +111,26 @@ async def profile(client: BenchClient, words: int, top: int = 25) -> None:
     print()
 
 
-async def main_async(base_url: str, names: Sequence[str], args: argparse.Namespace) -> None:
+CPU, RATE = cpu_per_unit(SCALE), rate(SCALE)
+TARGETS = [
+    Target("CPU per chunk, aiocometapi ÷ floor", CPU, "aiocometapi", "floor", "<=", 1.5),
+    Target("CPU per chunk, openai ÷ aiocometapi", CPU, "openai", "aiocometapi", ">=", 25),
+    Target(
+        "CPU per chunk, openai-aiohttp ÷ aiocometapi",
+        CPU,
+        "openai-aiohttp",
+        "aiocometapi",
+        ">=",
+        25,
+    ),
+]
+
+
+async def main_async(
+    report: Report, base_url: str, names: Sequence[str], args: argparse.Namespace
+) -> None:
     all_cases = cases(args.quick)
     selected = [all_cases[key] for key in args.cases]
-    repeat: int = args.repeat
     async with opened_clients(names, base_url) as clients:
         if args.profile:
             await profile(clients["aiocometapi"], all_cases["a"].words)
@@ -136,32 +145,32 @@ async def main_async(base_url: str, names: Sequence[str], args: argparse.Namespa
                 f"at concurrency {case.concurrency}"
             )
 
-            async def run(name: str, case: Case = case) -> int:
-                return await run_case(clients[name], case)
+            def runner(client: BenchClient, case: Case = case) -> Run:
+                return lambda: run_case(client, case)
 
-            title = (
-                f"{case.title}: {case.streams:,} stream(s) x {case.words:,} words "
-                f"({case.chunks:,} chunks) at concurrency {case.concurrency}, "
-                f"median of {repeat}"
+            results = await compare(
+                [shared(name, runner(client)) for name, client in clients.items()],
+                repeat=args.repeat,
+                expected_units=case.chunks,
+                progress=progress,
             )
-            await compare_and_report(
-                names, run, repeat=repeat, expected_units=case.chunks, title=title,
-                scale=SCALE, targets=targets,
+            report.case(
+                key=case.key,
+                title=f"{case.title}: {case.streams:,} stream(s) x {case.words:,} words "
+                f"({case.chunks:,} chunks) at concurrency {case.concurrency}",
+                params={
+                    "streams": case.streams,
+                    "words": case.words,
+                    "chunks": case.chunks,
+                    "concurrency": case.concurrency,
+                },
+                results=results,
+                table=Table(
+                    metrics=[CPU, RATE, wall()],
+                    ratios=[(CPU, "floor"), (CPU, "aiocometapi"), (RATE, "aiocometapi")],
+                ),
+                targets=TARGETS,
             )
-
-
-def targets(results: dict[str, list[Sample]]) -> list[tuple[str, float, str, float]]:
-    found: list[tuple[str, float, str, float]] = []
-    cpu = {name: cpu_per_unit(samples, SCALE) for name, samples in results.items()}
-    ours = cpu.get("aiocometapi")
-    if ours is None:
-        return found
-    if "floor" in cpu:
-        found.append(("CPU per chunk, aiocometapi / floor", ours / cpu["floor"], "<=", 1.5))
-    for other in ("openai", "openai-aiohttp"):
-        if other in cpu:
-            found.append((f"CPU per chunk, {other} / aiocometapi", cpu[other] / ours, ">=", 25))
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -174,9 +183,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = parse_args(__doc__ or "", CLIENT_NAMES, ("a", "b"), argv, extra=profile_flag)
     names = ["aiocometapi"] if args.profile else args.only
-    print(f"## Streaming benchmark\n\n{environment_line()}\n", flush=True)
-    with server_url(args.base_url) as url:
-        asyncio.run(main_async(url, names, args))
+    report = Report("Streaming benchmark", save=args.save)
+    with server(args.base_url) as process:
+        asyncio.run(main_async(report, process.url, names, args))
+    report.finish()
 
 
 if __name__ == "__main__":

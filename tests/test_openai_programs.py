@@ -109,7 +109,8 @@ SPECS: dict[str, Program] = {
     "readme_timeouts.py": Program(["Echo: How do I list every file of a directory in Python?"]),
     "readme_using_types.py": Program(
         ['"content": "Echo: List the files of a directory in Python."',
-         '{"role": "assistant", "content": "Echo: List the files of a directory in Python."}',
+         '{"role": "assistant", "content": "Echo: List the files of a directory in Python.", '
+         '"refusal": null}',
          '"refusal": null', "'choices', 'created', 'id', 'model', 'object'"],
     ),
 }  # fmt: skip

@@ -80,12 +80,30 @@ async def sent_completion(client: AsyncCometAPI, server: MockServer) -> ChatComp
 
 
 async def test_to_dict_is_what_the_server_sent(client: AsyncCometAPI, server: MockServer) -> None:
-    """to_dict() gives the answer's members as sent (zeros and index 0 kept), nulls left out."""
+    """to_dict() gives the answer's members as the server sent them, nulls and zeros included,
+    and none it did not send."""
     completion = await sent_completion(client, server)
-    expected = without_nulls(SENT)
-    del expected["provider"]  # not a field: the types ignore unknown members
+    expected = {key: value for key, value in SENT.items() if key != "provider"}  # not a field
     assert completion.to_dict() == expected
     assert json.loads(json.dumps(completion.to_dict())) == expected
+    assert completion.to_dict(exclude_none=True) == without_nulls(expected)
+
+
+async def test_without_the_sent_json_none_is_unset(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """For an answer assembled from a stream (no JSON of its own), a None field counts as not
+    sent, and every other field as sent."""
+    stream = await client.chat.completions.create(model=MODEL, messages=[user("hi")], stream=True)
+    async with stream:
+        completion = await stream.final()
+    assert completion.raw_json is None
+    message = completion.to_dict()["choices"][0]["message"]
+    assert message == {"role": "assistant", "content": "Echo: hi"}
+    assert "usage" not in completion.to_dict() and "system_fingerprint" not in completion.to_dict()
+    built = ChatCompletion(id="x", usage=Usage())
+    assert built.to_dict()["usage"] == {"prompt_tokens": 0, "completion_tokens": 0,
+                                        "total_tokens": 0}
 
 
 async def test_request_id_is_not_serialised(client: AsyncCometAPI, server: MockServer) -> None:

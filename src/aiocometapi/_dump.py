@@ -1,8 +1,10 @@
 """Response Structs to dicts and JSON text, with the keyword arguments of the openai package.
 
-msgspec does not record which members a JSON object held, so "not sent" is read from the value:
-a field whose default is ``None`` and whose value is ``None`` counts as not sent (a ``null`` from
-the server reads the same). Fields with any other default (ids, counts, indexes, lists) always
+msgspec does not record which members a JSON object held. Where the server's JSON is kept
+(``raw_json`` of an answer, or of a chunk with ``keep_raw_json``), a member it held counts as
+sent, ``null`` or not, as in the openai package. Otherwise "not sent" is read from the value: a
+field whose default is ``None`` and whose value is ``None`` counts as not sent (a ``null`` reads
+the same). Fields with any other default (ids, counts, indexes, lists), or with a value, always
 count as sent. Fields the SDK fills in itself (``request_id``, ``adjustments``) are never part of
 the output, as the openai package's ``_request_id`` is not.
 """
@@ -74,32 +76,54 @@ def _is_default(value: Any, field: _Field) -> bool:
     return field.default is not msgspec.NODEFAULT and bool(value == field.default)
 
 
-def _struct(obj: msgspec.Struct, options: _Options) -> dict[str, Any]:
+def _struct(obj: msgspec.Struct, options: _Options, sent: Any) -> dict[str, Any]:
+    """``sent``: the JSON object this Struct was decoded from, when known (else ``None``)."""
+    members = sent if type(sent) is dict else None
     out: dict[str, Any] = {}
     for field in _plan(type(obj)):
         value = getattr(obj, field.name)
         if value is msgspec.UNSET:
             continue
         if value is None:
-            if options.exclude_none or (options.exclude_unset and field.none_default):
+            if options.exclude_none or (
+                options.exclude_unset
+                and field.none_default
+                and (members is None or field.api_name not in members)
+            ):
                 continue
         elif options.exclude_defaults and _is_default(value, field):
             continue
-        out[field.api_name if options.by_alias else field.name] = _value(value, options)
+        inner = members.get(field.api_name) if members is not None else None
+        out[field.api_name if options.by_alias else field.name] = _value(value, options, inner)
     return out
 
 
-def _value(value: Any, options: _Options) -> Any:
+def _value(value: Any, options: _Options, sent: Any) -> Any:
     if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, msgspec.Struct) and hasattr(value, "to_dict"):
-        return _struct(value, options)
+        return _struct(value, options, sent)
     if type(value) is list:
-        return [_value(item, options) for item in value]
+        items = sent if type(sent) is list and len(sent) == len(value) else None
+        return [
+            _value(item, options, items[i] if items is not None else None)
+            for i, item in enumerate(value)
+        ]
     # Anything else (a parsed answer, provider data): the user's own types, as msgspec sees them.
     if options.python:
         return msgspec.to_builtins(value, builtin_types=_PYTHON_TYPES)
     return msgspec.to_builtins(value)
+
+
+def _sent_json(obj: msgspec.Struct) -> Any:
+    """The JSON the server sent for ``obj``, decoded, if it was kept (``None`` if not)."""
+    raw = getattr(obj, "_raw_json", None)
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def _select(
@@ -142,7 +166,7 @@ def dump(
     if mode not in ("python", "json"):
         raise ValueError(f"mode must be 'python' or 'json', got {mode!r}")
     options = _Options(mode == "python", by_alias, exclude_unset, exclude_defaults, exclude_none)
-    out = _struct(obj, options)
+    out = _struct(obj, options, _sent_json(obj) if exclude_unset else None)
     if include is not None or exclude is not None:
         out = _select(out, include, exclude)
     return out

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -16,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectSendStream
 
 from ._compat import warn_once_context
 from ._retry import count_attempts
@@ -54,16 +55,22 @@ class FanOutResult:
 
 
 class _Inputs:
-    """Hands out (index, request) pairs to workers, one at a time, pulling lazily."""
+    """Hands out (index, request) pairs to workers, pulling lazily.
+
+    A plain iterable is pulled without a lock: nothing awaits between the checks and
+    ``next()``, so no other worker runs in between. An async iterable is pulled under a lock,
+    since two ``anext()`` calls cannot overlap; so is any input in ordered mode, so that one
+    worker, not all, waits for room in the window.
+    """
 
     def __init__(self, requests: Requests, window: int | None) -> None:
         self._sync = iter(requests) if isinstance(requests, Iterable) else None
         self._async = aiter(requests) if self._sync is None else None  # type: ignore[arg-type]
-        self._lock = anyio.Lock()
+        self._lock = asyncio.Lock() if self._async is not None or window else None
         self._next = 0
         self._window = window
         self._delivered = 0
-        self._room = anyio.Event()
+        self._room = asyncio.Event()
         self._done = False
         self.failure: Exception | None = None
         """An error raised by the caller's iterable itself; it ends the fan-out."""
@@ -83,33 +90,120 @@ class _Inputs:
         self._delivered = count
         self._room.set()
 
+    async def _wait_for_room(self) -> None:
+        window = self._window
+        if window is None:
+            return
+        while not self._done and self._next >= self._delivered + window:
+            self._room.clear()
+            await self._room.wait()
+
     async def take(self) -> tuple[int, Mapping[str, Any]] | None:
+        if self._lock is None:
+            return self._pull()
+        # One worker at a time waits for room or for anext(): a room that opens wakes one.
         async with self._lock:
+            await self._wait_for_room()
+            if self._async is None:
+                return self._pull()
             if self._done:
                 return None
-            if self._window is not None:
-                while self._next >= self._delivered + self._window and not self._done:
-                    self._room = anyio.Event()
-                    await self._room.wait()
-                if self._done:
-                    return None
             try:
-                if self._sync is not None:
-                    request = next(self._sync)
-                else:
-                    assert self._async is not None
-                    request = await anext(self._async)
-            except (StopIteration, StopAsyncIteration):
-                self._done = True
+                request = await anext(self._async)
+            except StopAsyncIteration:
+                self._end(None)
                 return None
             except Exception as exc:
-                self._done = True
-                self.failure = exc
+                self._end(exc)
                 return None
-            index = self._next
-            self._next += 1
-            self.taken = self._next
-            return index, request
+            return self._hand_out(request)
+
+    def _pull(self) -> tuple[int, Mapping[str, Any]] | None:
+        if self._done:
+            return None
+        try:
+            assert self._sync is not None
+            request = next(self._sync)
+        except StopIteration:
+            self._end(None)
+            return None
+        except Exception as exc:
+            self._end(exc)
+            return None
+        return self._hand_out(request)
+
+    def _end(self, failure: Exception | None) -> None:
+        self._done = True
+        self.failure = failure
+        self._room.set()
+
+    def _hand_out(self, request: Mapping[str, Any]) -> tuple[int, Mapping[str, Any]]:
+        index = self._next
+        self._next = self.taken = index + 1
+        return index, request
+
+
+class _Results:
+    """Results on their way from the workers to the consumer: at most ``capacity`` wait, then
+    a worker waits for room; ``end()`` once every worker is done.
+
+    Putting into room and getting what is there do not wait for the event loop, so a result
+    costs no more than appending it to a deque.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._items: deque[FanOutResult] = deque()
+        self._capacity = capacity
+        self._ended = False
+        self._getter: asyncio.Future[None] | None = None
+        self._putters: deque[asyncio.Future[None]] = deque()
+
+    async def put(self, result: FanOutResult) -> None:
+        while len(self._items) >= self._capacity:
+            waiter = asyncio.get_running_loop().create_future()
+            self._putters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_putter()  # pass the room on rather than lose it
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._putters.remove(waiter)
+                raise
+        self._items.append(result)
+        self._wake_getter()
+
+    def end(self) -> None:
+        self._ended = True
+        self._wake_getter()
+
+    def _wake_getter(self) -> None:
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    async def get(self) -> FanOutResult | None:
+        """The next result; ``None`` once the workers are done and every result was got."""
+        while not self._items:
+            if self._ended:
+                return None
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        result = self._items.popleft()
+        if self._putters:
+            self._wake_putter()
+        return result
+
+    def _wake_putter(self) -> None:
+        while self._putters:
+            waiter = self._putters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 async def _complete(create: Create, request: Mapping[str, Any]) -> ChatCompletion:
@@ -126,23 +220,25 @@ async def _complete(create: Create, request: Mapping[str, Any]) -> ChatCompletio
 async def _worker(
     create: Create,
     inputs: _Inputs,
-    send: ObjectSendStream[FanOutResult],
+    results: _Results,
     watch: SystemicFailureWatch | None,
 ) -> None:
-    async with send:
+    # One attempt counter per worker, reset for each request: a context of its own per
+    # request would cost more than the rest of the worker's bookkeeping together.
+    with count_attempts() as attempts:
         while True:
             item = await inputs.take()
             if item is None:
                 return
             index, request = item
+            attempts[0] = 0
             started = time.perf_counter()
             completion: ChatCompletion | None = None
             error: Exception | None = None
-            with count_attempts() as attempts:
-                try:
-                    completion = await _complete(create, request)
-                except Exception as exc:  # every failure becomes this input's result
-                    error = exc
+            try:
+                completion = await _complete(create, request)
+            except Exception as exc:  # every failure becomes this input's result
+                error = exc
             result = FanOutResult(
                 index=index,
                 request=request,
@@ -158,7 +254,7 @@ async def _worker(
                 if reason is not None:
                     assert error is not None
                     inputs.stop_taking(reason, error)
-            await send.send(result)
+            await results.put(result)
 
 
 async def fan_out(
@@ -180,12 +276,15 @@ async def fan_out(
         window = max(window or 4 * concurrency, concurrency)
     inputs = _Inputs(requests, window if ordered else None)
     watch = SystemicFailureWatch() if stop_on_systemic_failure else None
-    send, receive = anyio.create_memory_object_stream[FanOutResult](max_buffer_size=concurrency)
+    results = _Results(concurrency)
 
     async def run() -> None:
-        async with send, anyio.create_task_group() as group:
-            for _ in range(concurrency):
-                group.start_soon(_worker, create, inputs, send.clone(), watch)
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(concurrency):
+                    group.start_soon(_worker, create, inputs, results, watch)
+        finally:
+            results.end()
 
     # The workers run in a task of their own, so this generator never yields from inside a
     # task group; leaving the loop (break, error, cancellation) cancels that task below.
@@ -193,12 +292,12 @@ async def fan_out(
     runner = warn_once_context().run(asyncio.get_running_loop().create_task, run())
     try:
         if not ordered:
-            async for result in receive:
+            while (result := await results.get()) is not None:
                 yield result
         else:
             pending: dict[int, FanOutResult] = {}
             expected = 0
-            async for result in receive:
+            while (result := await results.get()) is not None:
                 pending[result.index] = result
                 while expected in pending:
                     ready = pending.pop(expected)
@@ -206,12 +305,10 @@ async def fan_out(
                     inputs.delivered(expected)
                     yield ready
     finally:
-        # Cancel the workers before closing the channel, so none fails sending into it.
         if not runner.done():
             runner.cancel()
         with anyio.CancelScope(shield=True):
             await asyncio.wait([runner])
-        receive.close()
     if inputs.failure is not None:
         raise inputs.failure
     if not runner.cancelled() and runner.exception() is not None:

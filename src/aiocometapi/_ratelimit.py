@@ -100,6 +100,13 @@ class RateController:
         self._next_start = 0.0
         self._paused_until = 0.0
         self._calm_after = 0.0
+        self._event_admitted = 0
+        """Of the requests started in the window before this congestion event, those not
+        refused so far."""
+        self._floor = 1.0
+        """The lowest pace this congestion event may cut to."""
+        self._cuts = 0
+        """429s seen: a waiter that sees it change while it waits takes a new start."""
         self._starts: deque[float] = deque()
         self._refusals: deque[float] = deque()
 
@@ -130,22 +137,34 @@ class RateController:
             if len(self._starts) > 256:
                 _trim(self._starts, now)
             return
-        delay = max(0.0, self._paused_until - now)
-        if self._rate != math.inf:
-            start = max(now + delay, self._next_start)
-            self._next_start = start + 1.0 / self._rate
-            delay = start - now
+        delay = self._pace(now)
         if self._requests is not None:
             delay = max(delay, self._requests.delay(1, now))
         if self._tokens is not None and tokens:
             delay = max(delay, self._tokens.delay(tokens, now))
         if delay > 0 or self.in_flight >= self._limit:
             self.waits += 1
-            await _retry.pause(delay)
+            while True:
+                cuts = self._cuts
+                await _retry.pause(delay)
+                if self._cuts == cuts:
+                    break
+                # A 429 came while this request waited for a start taken at the old pace:
+                # take one at the new pace, or many waiters would start into the refusal.
+                delay = self._pace(time.monotonic())
             while self.in_flight >= self._limit:
                 await self._wait_for_room()
             self.waited_seconds += time.monotonic() - now
         self.in_flight += 1
+
+    def _pace(self, now: float) -> float:
+        """Take the next start the pause and the pace allow; how long until it comes."""
+        delay = max(0.0, self._paused_until - now)
+        if self._rate != math.inf:
+            start = max(now + delay, self._next_start)
+            self._next_start = start + 1.0 / self._rate
+            delay = start - now
+        return delay
 
     async def _wait_for_room(self) -> None:
         event = anyio.Event()
@@ -194,16 +213,26 @@ class RateController:
         self._refusals.append(now)
         pause = 0.5 if retry_after is None else min(retry_after, 60.0)
         self._paused_until = max(self._paused_until, now + pause)
-        self._next_start = max(self._next_start, self._paused_until)
-        admitted = _trim(self._starts, now) - _trim(self._refusals, now)
+        # The starts taken before this answer are void: their waiters take new ones.
+        self._next_start = self._paused_until
+        self._cuts += 1
         if now < self._calm_after:
-            return  # one cut per congestion event, not one per refused request
+            # One cut per congestion event, not one per refused request. But the refusals of
+            # a burst come back one by one, each showing that the server admitted one request
+            # fewer of those started before the event than the cut assumed: pace at that.
+            self._event_admitted -= 1
+            if self._event_admitted >= 1 and self._rate != math.inf:
+                self._rate = max(min(self._rate, self._event_admitted / _WINDOW), self._floor)
+            return
+        admitted = _trim(self._starts, now) - _trim(self._refusals, now)
+        self._event_admitted = admitted
         self._calm_after = now + max(pause, 0.1)
         if admitted >= 1:
             # Pace new starts at what the server let through over the last second, but cut
             # at most by half at a time: a second spent paused admits little and says little.
             measured = admitted / _WINDOW
-            self._rate = measured if self._rate == math.inf else max(measured, self._rate / 2)
+            self._floor = 1.0 if self._rate == math.inf else self._rate / 2
+            self._rate = max(measured, self._floor)
         elif self._rate != math.inf:
             self._rate = max(1.0, self._rate / 2)
         else:

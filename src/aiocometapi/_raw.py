@@ -89,3 +89,9 @@ def _extra(value: dict[str, Any], shape: _Shape) -> dict[str, Any]:
             if part:
                 found[name] = part
     return found
+
+
+def keep_raw_json(value: Any, raw: bytes | str | None) -> None:
+    """Let ``value`` (a ``ChatCompletion`` or a chunk able to hold it) answer ``raw_json`` and
+    ``extra`` from ``raw``, kept by reference and decoded again only when asked."""
+    value._raw_json = raw

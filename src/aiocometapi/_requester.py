@@ -66,9 +66,9 @@ class Answer(Generic[T]):
 
 
 class Slot:
-    """One try's place in the rate controller: ``async with`` takes it, ``answered`` gives it
-    back with what the server said; leaving the block unanswered (an exception) gives it back
-    as a try that got no answer."""
+    """One try's place in the rate controller: ``with await Slot.take(...) as slot:`` takes it,
+    ``answered`` gives it back with what the server said; leaving the block unanswered (an
+    exception) gives it back as a try that got no answer."""
 
     __slots__ = ("_answered", "_label", "_rate", "_started", "_tokens")
 
@@ -77,12 +77,16 @@ class Slot:
         self._tokens = tokens
         self._label = label
         self._answered = False
-        self._started = 0.0
+        self._started = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
 
-    async def __aenter__(self) -> Slot:
-        await self._rate.acquire(self._tokens)
-        if log.isEnabledFor(logging.DEBUG):
-            self._started = time.perf_counter()
+    @classmethod
+    async def take(cls, rate: RateController, tokens: int, label: str) -> Slot:
+        """Wait until the rate controller lets a try start; the slot is then held."""
+        await rate.acquire(tokens)
+        # Nothing awaits between here and the caller's ``with``: the slot cannot leak.
+        return cls(rate, tokens, label)
+
+    def __enter__(self) -> Slot:
         return self
 
     def answered(
@@ -107,7 +111,7 @@ class Slot:
                 request_id_from_headers(headers),
             )
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -197,7 +201,7 @@ class Requester:
         secret = self._secret
 
         async def attempt() -> Answer[T]:
-            async with Slot(rate, tokens, label) as slot:
+            with await Slot.take(rate, tokens, label) as slot:
                 reply = await transport.send(
                     method,
                     url,
@@ -251,7 +255,7 @@ class Requester:
 
         async def attempt() -> tuple[StreamBody, Mapping[str, str], str | None]:
             # A stream holds its slot until its headers: that is when a 429 would come.
-            async with Slot(rate, tokens, label) as slot:
+            with await Slot.take(rate, tokens, label) as slot:
                 try:
                     async with deadline(headers_deadline):
                         source = await transport.open(

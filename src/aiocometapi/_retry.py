@@ -172,16 +172,19 @@ class Retries:
     async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Await ``attempt()``, retrying retryable failures while tries are left; re-raise the
         last failure."""
-        counted = self._counted(attempt)
+        counter = _attempts.get()
+        self.tries += 1
+        if counter is not None:
+            counter[0] += 1
         # The first try runs outside tenacity: it is the common case, and skipping the retry
         # machinery there saves ~20 µs per request.
         try:
-            return await counted()
+            return await attempt()
         except (APIStatusError, APIConnectionError) as exc:
             if not self.left or not is_retryable(exc):
                 raise
             failure = exc
-        return await self._retry(counted, failure)
+        return await self._retry(self._counted(attempt), failure)
 
     async def resume(self, failure: BaseException, attempt: Callable[[], Awaitable[T]]) -> T:
         """Wait as before any retry, then go on with ``attempt`` and the tries left.
@@ -252,5 +255,8 @@ async def run_with_retries(
     *,
     label: str = "request",
 ) -> T:
-    """Await ``attempt()``, retrying retryable failures under ``policy``; re-raise the last one."""
+    """Await ``attempt()``, retrying retryable failures under ``policy``; re-raise the last one.
+
+    For a request whose tries need no counting afterwards (a stream keeps its ``Retries``).
+    """
     return await Retries(policy, label=label).run(attempt)

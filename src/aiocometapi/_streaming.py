@@ -129,6 +129,7 @@ class AsyncStream(Generic[ChunkT]):
         decode = self._decoder.decode
         first = True  # no chunk has reached the caller yet
         keep_json = False
+        json_type: object = None
         while not (self._finished or self._closed):
             try:
                 events = await self._refill()
@@ -145,7 +146,8 @@ class AsyncStream(Generic[ChunkT]):
             keep = self._pending.append
             if self.keep_raw_json is not keep_json:  # looked at once per read, not per chunk
                 keep_json = self.keep_raw_json
-                decode = self._json_decoder().decode if keep_json else self._decoder.decode
+                decoder = self._json_decoder() if keep_json else self._decoder
+                decode, json_type = decoder.decode, decoder.type
             for event in events:
                 try:
                     data: bytes | str
@@ -172,7 +174,9 @@ class AsyncStream(Generic[ChunkT]):
                             continue  # whitespace only: a keep-alive too
                         chunk = self._decode_slowly(data, exc)
                     if keep_json:
-                        chunk = self._with_json(chunk, data)
+                        if type(chunk) is not json_type:  # a repaired chunk is a plain one
+                            chunk = self._with_json(chunk)
+                        chunk._raw_json = data  # by reference: decoded only if asked
                     if chunk.error is not None:
                         # Wherever the chunk has it, with choices or without (OpenRouter
                         # sends an error mid-stream beside finish_reason "error").
@@ -194,12 +198,10 @@ class AsyncStream(Generic[ChunkT]):
             decoder = self._json_decoder_ = msgspec.json.Decoder(with_json)
         return decoder
 
-    def _with_json(self, chunk: ChunkT, data: bytes | str) -> ChunkT:
+    def _with_json(self, chunk: ChunkT) -> ChunkT:
+        """``chunk`` as an instance of the type that can hold its JSON."""
         with_json = cast("type[ChunkT]", self._json_decoder().type)
-        if type(chunk) is not with_json:  # a repaired chunk is a plain one
-            chunk = with_json(**msgspec.structs.asdict(chunk))
-        chunk._raw_json = data  # by reference: decoded again only if the caller asks
-        return chunk
+        return with_json(**msgspec.structs.asdict(chunk))
 
     @property
     def chunks_received(self) -> int:

@@ -139,20 +139,37 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     connection_flags(batch)
 
-    server = commands.add_parser(
-        "mock-server", help="serve the local mock API",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    server = commands.add_parser("mock-server", help="serve the local mock API")
     server.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)"
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
-    server.add_argument("--rps-limit", type=float, help="admit at most N requests per second")
-    server.add_argument("--max-in-flight", type=int, help="answer at most N requests at once")
-    server.add_argument("--fail-rate", type=float, default=0.0, help="share answered 500")
-    server.add_argument("--drop-rate", type=float, default=0.0, help="share dropped unanswered")
-    server.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
-    server.add_argument("--seed", type=int, default=0, help="seed of the failure draws")
+    server.add_argument(
+        "--port", type=int, default=DEFAULT_PORT,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    server.add_argument(
+        "--api-key", metavar="KEY", help="accept only this key (default: any non-empty key)"
+    )
+    server.add_argument(
+        "--rps-limit", type=float, help="admit at most N requests per second (default: no limit)"
+    )
+    server.add_argument(
+        "--max-in-flight", type=int, help="answer at most N requests at once (default: no limit)"
+    )
+    server.add_argument(
+        "--fail-rate", type=float, default=0.0, help="share answered 500 (default: %(default)s)"
+    )
+    server.add_argument(
+        "--drop-rate", type=float, default=0.0,
+        help="share dropped unanswered (default: %(default)s)",
+    )
+    server.add_argument(
+        "--latency", type=float, default=0.0,
+        help="seconds before each reply (default: %(default)s)",
+    )
+    server.add_argument(
+        "--seed", type=int, default=0, help="seed of the failure draws (default: %(default)s)"
+    )
     return parser
 
 
@@ -302,6 +319,7 @@ def _serve(args: argparse.Namespace) -> None:
     run(
         host=args.host,
         port=args.port,
+        api_key=args.api_key,
         rps_limit=args.rps_limit,
         max_in_flight=args.max_in_flight,
         fail_rate=args.fail_rate,

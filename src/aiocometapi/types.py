@@ -106,10 +106,10 @@ class _Response(Struct, kw_only=True, gc=False):
 
     Each has ``to_dict()`` / ``to_json()`` as in the openai package, and ``model_dump()`` /
     ``model_dump_json()`` with pydantic's defaults, so code written for either runs as is.
-    msgspec does not record which members the JSON held: a field whose default is ``None``
-    counts as not sent when it is ``None`` (a ``null`` from the server reads the same), and
-    every other field counts as sent. Fields the SDK fills in (``request_id``,
-    ``adjustments``) are not part of the output.
+    What the server sent is read from its JSON where it was kept (``raw_json``), else from
+    the values: then a field whose default is ``None`` counts as not sent when it is ``None``,
+    and every other field as sent. Fields the SDK fills in (``request_id``, ``adjustments``,
+    the response ``headers``) are not part of the output.
     """
 
     _sdk_fields: ClassVar[frozenset[str]] = frozenset()
@@ -383,6 +383,8 @@ class FunctionTool(_Request, tag_field="type", tag="function"):
 
 
 class CustomToolDefinition(_Request):
+    """What a ``CustomTool`` declares: its name, what it is for, and how its input is written."""
+
     name: str
     description: str | UnsetType = UNSET
     format: dict[str, Any] | UnsetType = UNSET

@@ -16,7 +16,9 @@ from aiocometapi import (
     FanOutResult,
     ParsedAsyncStream,
     ParsedStream,
+    PoolState,
     RawResponse,
+    RetryPolicy,
     Stream,
     TextDelta,
     Timeout,
@@ -77,6 +79,15 @@ async def check(client: AsyncCometAPI, flag: bool) -> None:
     assert_type(await client.models.list(), ModelList)
     assert_type(await client.models.retrieve("m"), Model)
     assert_type(client.with_options(timeout=3), AsyncCometAPI)
+
+
+def check_retry_policy_and_pool(client: AsyncCometAPI) -> None:
+    policy = RetryPolicy(max_retries=2, initial_wait=1.0, max_wait=30.0, max_retry_after=120.0)
+    assert_type(AsyncCometAPI(retry=policy, max_retries=1), AsyncCometAPI)
+    assert_type(client.with_options(retry=policy).retry, RetryPolicy)
+    assert_type(client.pool_state(), PoolState)
+    assert_type(client.pool_state().in_use, int)
+    AsyncCometAPI(retry=3)  # type: ignore[arg-type]
 
 
 async def check_compat(client: AsyncCometAPI) -> None:

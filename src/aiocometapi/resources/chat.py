@@ -31,6 +31,7 @@ from .._params import (
     WebSearchOptions,
 )
 from .._parsed_stream import ParsedAsyncStream
+from .._raw import keep_raw_json
 from .._raw_response import RawResponse, raw_call
 from .._requester import Requester
 from .._streaming import AsyncStream
@@ -306,7 +307,7 @@ class Completions:
         completion = answer.value
         completion.request_id = answer.request_id
         completion._keep_headers(answer.headers)
-        completion._raw_json = answer.body  # by reference: read only by raw_json and extra
+        keep_raw_json(completion, answer.body)
         if adjustments is not None:
             completion.adjustments = adjustments
         return completion, answer.status, answer.headers

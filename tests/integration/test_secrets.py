@@ -48,7 +48,7 @@ pytestmark = pytest.mark.anyio
 
 KEY = "sk-SECRET-" + secrets.token_hex(16)
 MODEL = "gpt-5.4-mini"
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 CHUNK = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}
 COMPLETION = {
     "id": "c1",
@@ -59,11 +59,11 @@ COMPLETION = {
 }
 
 # Text taken from an error answer (a JSON message, the body kept in .body, an HTML page's
-# snippet, a non-JSON 200 body, an error event in a stream) is not scrubbed of the key, so a
-# gateway or proxy that echoes the Authorization header puts the key into str(exc), repr(exc),
-# tracebacks, retry log lines and CLI output. Fix: replace the key with "***" in response bytes
-# before any exception is built from them (status_error, APIResponseValidationError,
-# AsyncStream._error_from and _decode_slowly).
+# snippet, a non-JSON 200 body, an error event in a stream) was once not scrubbed of the key, so
+# a gateway or proxy that echoed the Authorization header put the key into str(exc), repr(exc),
+# tracebacks, retry log lines and CLI output. Since the fix the key is replaced with "***" in
+# response bytes before any exception is built from them (_decode.status_error and
+# decode_answer, AsyncStream._error_from and _decode_slowly); these tests keep it so.
 
 
 def chain(exc: BaseException) -> list[BaseException]:
@@ -594,9 +594,9 @@ def test_loopback_or_https_does_not_warn(url: str) -> None:
         AsyncCometAPI(KEY, base_url=url)
 
 
-# _client._normalize_base_url warns with stacklevel=4, one frame too many (the frames are
-# _normalize_base_url, AsyncCometAPI.__init__, the caller), so the warning names the caller's
-# caller and per-module warning filters misfire. Fix: stacklevel=3.
+# _client._normalize_base_url warned with stacklevel=4, one frame too many, so the warning named
+# the caller's caller and per-module warning filters misfired. It was fixed with stacklevel=3;
+# now every warning walks out of the package's frames to the caller's line (_callsite.warn).
 def test_plain_http_warning_points_at_the_callers_line() -> None:
     """The plain-http warning names the line that built the client."""
     with pytest.warns(UserWarning, match="plain http") as record:
@@ -647,9 +647,8 @@ async def test_debug_log_has_no_key_and_says_what_happened(
 
 
 # tenacity asks for the wait before it checks the stop condition, so _retry's wait callback
-# also logs "retrying in X s" after the last try, when no retry follows. Fix: log from a
-# before_sleep callback (called only when a retry will happen), or skip the line when
-# state.attempt_number > policy.max_retries.
+# also logged "retrying in X s" after the last try, when no retry followed. The fix logs from a
+# before_sleep callback, which tenacity calls only when a retry will happen.
 async def test_log_announces_only_the_retries_made(
     server: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -54,9 +54,12 @@ pytestmark = pytest.mark.anyio
 
 MODEL = "gpt-5.4-mini"
 CLOCKS = Timeout(total=0.5, connect=0.5, first_event=0.5, idle=0.3)
+TICK = 0.05
+"""The clock a test waits to run out: short, so that the suite does not sit idle. The other
+clocks stay as in CLOCKS, so that only the one under test can run out."""
 SLACK = 1.5
 """Seconds a loaded machine may add on top of a clock."""
-EARLY = 0.05
+EARLY = 0.01
 """A clock may fire this much before its time (timer granularity)."""
 MODES = pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 FIRST = event(content_chunk("first "))
@@ -109,12 +112,18 @@ async def fails(
 async def usable_after(
     server: RawServer, client: AsyncCometAPI, stream: bool, *, closed: bool = True
 ) -> None:
-    """No connection is left in use, the faulty one is closed, and the next request works."""
-    assert client._transport.pool()[0] == 0
+    """No connection is left in use, the faulty one is closed, and the next request (through
+    the same pool, with the usual CLOCKS) works."""
+    assert client.pool_state().in_use == 0
     if closed:
         await server.closed(0)
-    assert await ask(client, stream) == "healthy"
-    assert client._transport.pool()[0] == 0
+    assert await ask(client.with_options(timeout=CLOCKS), stream) == "healthy"
+    assert client.pool_state().in_use == 0
+
+
+def ticking(which: str) -> Timeout:
+    """CLOCKS with the ``which`` clock cut to TICK."""
+    return replace(CLOCKS, **{which: TICK})
 
 
 def answer(raw: bytes) -> Script:
@@ -155,7 +164,7 @@ async def test_refused_connection(stream: bool) -> None:
         assert f"Could not connect to 127.0.0.1:{port}" in str(error)
         assert type(error.__cause__).__module__.startswith("aiohttp")
         assert elapsed < SLACK
-        assert client._transport.pool() == (0, 0)
+        assert (client.pool_state().in_use, client.pool_state().idle) == (0, 0)
         async with RawServer(port=port):  # the same client reaches the port once it listens
             assert await ask(client, stream) == "healthy"
 
@@ -180,14 +189,14 @@ def full_accept_queue() -> Iterator[int]:
 @MODES
 async def test_handshake_that_never_completes_hits_the_connect_clock(stream: bool) -> None:
     """A server whose accept queue is full: APITimeoutError('connect') when the clock runs out."""
-    clocks = replace(CLOCKS, connect=0.2)
+    clocks = ticking("connect")
     with full_accept_queue() as port:
         async with AsyncCometAPI(
             FAKE_KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=clocks, max_retries=0
         ) as client:
             error, elapsed = await fails(APITimeoutError, client, stream)
-            check_timeout(error, "connect", 0.2, elapsed)
-            assert client._transport.pool() == (0, 0)
+            check_timeout(error, "connect", TICK, elapsed)
+            assert (client.pool_state().in_use, client.pool_state().idle) == (0, 0)
     async with AsyncCometAPI(
         FAKE_KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=clocks, max_retries=0
     ) as client, RawServer(port=port):
@@ -284,7 +293,7 @@ async def test_reset_before_anything_reached_the_caller_is_retried(
     async with serving(script, max_retries=2) as (server, client):
         assert await ask(client, stream) == "healthy"
         assert len(server.connections) == 2 and len(retry_waits) == 1
-        assert client._transport.pool()[0] == 0
+        assert client.pool_state().in_use == 0
 
 
 # --------------------------------------------------------------------------- silence and trickles
@@ -303,22 +312,20 @@ async def chunk_then_silence(conn: Conn) -> None:
 
 
 @pytest.mark.parametrize(
-    ("script", "stream", "which", "clock"),
+    ("script", "stream", "which"),
     [
-        (stall, False, "total", 0.5),
-        (stall, True, "first_event", 0.5),
-        (headers_then_silence, True, "first_event", 0.5),
-        (chunk_then_silence, True, "idle", 0.3),
+        (stall, False, "total"),
+        (stall, True, "first_event"),
+        (headers_then_silence, True, "first_event"),
+        (chunk_then_silence, True, "idle"),
     ],
     ids=["no-answer-plain", "no-answer-stream", "no-event", "silent-after-a-chunk"],
 )
-async def test_server_that_goes_silent(
-    script: Script, stream: bool, which: str, clock: float
-) -> None:
+async def test_server_that_goes_silent(script: Script, stream: bool, which: str) -> None:
     """A server that stops sending: APITimeoutError from the right clock, on time, and closed."""
-    async with serving(script) as (server, client):
+    async with serving(script, timeout=ticking(which)) as (server, client):
         error, elapsed = await fails(APITimeoutError, client, stream)
-        check_timeout(error, which, clock, elapsed)
+        check_timeout(error, which, TICK, elapsed)
         await usable_after(server, client, stream)
 
 
@@ -343,46 +350,51 @@ DATA_EVENT = b"data: " + json.dumps(content_chunk("late")).encode() + b"\n\n"
 JSON_HEAD = head(200, {"Content-Type": "application/json",
                        "Content-Length": str(len(COMPLETION_BYTES))})  # fmt: skip
 TRICKLES = {
-    "headers-plain": (b"", response(COMPLETION_BYTES), False, False, "total", 0.5),
-    "headers-stream": (b"", sse_head(), False, True, "first_event", 0.5),
-    "json-body": (JSON_HEAD, COMPLETION_BYTES, False, False, "total", 0.5),
-    "data-event": (sse_head(), DATA_EVENT, True, True, "first_event", 0.5),
-    "comment-bytes": (sse_head(), b": keep-alive\n\n" * 50, True, True, "first_event", 0.5),
-    "after-a-chunk": (sse_head() + FIRST, DATA_EVENT, True, True, "idle", 0.3),
+    "headers-plain": (b"", response(COMPLETION_BYTES), False, False, "total"),
+    "headers-stream": (b"", sse_head(), False, True, "first_event"),
+    "json-body": (JSON_HEAD, COMPLETION_BYTES, False, False, "total"),
+    "data-event": (sse_head(), DATA_EVENT, True, True, "first_event"),
+    "comment-bytes": (sse_head(), b": keep-alive\n\n" * 50, True, True, "first_event"),
+    "after-a-chunk": (sse_head() + FIRST, DATA_EVENT, True, True, "idle"),
 }
 
 
-@pytest.mark.parametrize("every", [0.05, 1.0], ids=["byte-per-50ms", "byte-per-second"])
+@pytest.mark.parametrize(
+    "every", [TICK / 10, 2 * TICK], ids=["ten-bytes-per-clock", "a-byte-per-two-clocks"]
+)
 @pytest.mark.parametrize("case", list(TRICKLES))
 async def test_trickling_server(case: str, every: float) -> None:
     """Bytes trickling in do not keep a request alive: the clock that applies still runs out."""
-    before, trickled, framed, stream, which, clock = TRICKLES[case]
-    async with serving(trickling(before, trickled, every, framed)) as (server, client):
+    before, trickled, framed, stream, which = TRICKLES[case]
+    script = trickling(before, trickled, every, framed)
+    async with serving(script, timeout=ticking(which)) as (server, client):
         error, elapsed = await fails(APITimeoutError, client, stream)
-        check_timeout(error, which, clock, elapsed)
+        check_timeout(error, which, TICK, elapsed)
         await usable_after(server, client, stream)
 
 
 def keepalives(before: bytes) -> Script:
+    """Send ``before``, then a keep-alive comment ten times per TICK."""
+
     async def script(conn: Conn) -> None:
         await conn.request()
         await conn.send(sse_head() + before)
-        while await conn.send(chunk(b": keep-alive\n\n")) and not await conn.wait(0.05):
+        while await conn.send(chunk(b": keep-alive\n\n")) and not await conn.wait(TICK / 10):
             pass
 
     return script
 
 
 @pytest.mark.parametrize(
-    ("before", "which", "clock"),
-    [(b"", "first_event", 0.5), (FIRST, "idle", 0.3)],
+    ("before", "which"),
+    [(b"", "first_event"), (FIRST, "idle")],
     ids=["before-any-event", "after-a-chunk"],
 )
-async def test_only_keepalive_comments(before: bytes, which: str, clock: float) -> None:
+async def test_only_keepalive_comments(before: bytes, which: str) -> None:
     """A stream of nothing but keep-alive comments cannot stay open past its clock."""
-    async with serving(keepalives(before)) as (server, client):
+    async with serving(keepalives(before), timeout=ticking(which)) as (server, client):
         error, elapsed = await fails(APITimeoutError, client, True)
-        check_timeout(error, which, clock, elapsed)
+        check_timeout(error, which, TICK, elapsed)
         await usable_after(server, client, True)
 
 
@@ -472,8 +484,9 @@ async def test_body_far_over_the_size_bound() -> None:
 
 async def test_endless_chunked_body_is_cut_at_the_bound() -> None:
     """A chunked body that never ends is refused once it passes the bound, not read forever."""
-    async with serving(endless_chunked_body, timeout=replace(CLOCKS, total=30)) as (server, client):
-        client._transport.max_body_size = MIB  # as AsyncCometAPI(max_body_size=MIB) would set
+    async with serving(
+        endless_chunked_body, timeout=replace(CLOCKS, total=30), max_body_size=MIB
+    ) as (server, client):
         error, elapsed = await fails(APIResponseValidationError, client, False)
         assert f"over the max_body_size of {MIB} bytes" in str(error)
         assert server.connections[0].bytes_sent < 16 * MIB
@@ -485,17 +498,17 @@ async def test_over_size_refusal_is_not_retried() -> None:
     """Refusing an over-size body is final: the same answer is not fetched again."""
     async with serving(
         endless_chunked_body, endless_chunked_body, max_retries=1,
-        timeout=replace(CLOCKS, total=30),
+        timeout=replace(CLOCKS, total=30), max_body_size=MIB,
     ) as (server, client):
-        client._transport.max_body_size = MIB
         await fails(APIResponseValidationError, client, False)
         assert len(server.requests) == 1
 
 
 async def test_over_size_advice_names_a_real_option() -> None:
     """The over-size refusal's advice names an option AsyncCometAPI really takes."""
-    async with serving(endless_chunked_body, timeout=replace(CLOCKS, total=30)) as (_, client):
-        client._transport.max_body_size = MIB
+    async with serving(
+        endless_chunked_body, timeout=replace(CLOCKS, total=30), max_body_size=MIB
+    ) as (_, client):
         error, _ = await fails(APIResponseValidationError, client, False)
     named = re.search(r"Pass a larger (\w+) to AsyncCometAPI", str(error))
     assert named is not None, str(error)

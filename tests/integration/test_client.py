@@ -512,7 +512,7 @@ async def test_total_timeout(server: MockServer) -> None:
     """A reply slower than the total clock raises APITimeoutError('total') on time."""
     server.reply_json({"choices": []}, delay=5)
     async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(total=0.3), max_retries=0
+        FAKE_KEY, base_url=server.url, timeout=Timeout(total=0.05), max_retries=0
     ) as client:
         started = time.monotonic()
         with pytest.raises(APITimeoutError) as info:
@@ -526,5 +526,5 @@ async def test_per_call_timeout(client: AsyncCometAPI, server: MockServer) -> No
     server.reply_json({"choices": []}, delay=5)
     with pytest.raises(APITimeoutError):
         await client.chat.completions.create(
-            model=MODEL, messages=[user("hi")], timeout=0.2, max_retries=0
+            model=MODEL, messages=[user("hi")], timeout=0.05, max_retries=0
         )

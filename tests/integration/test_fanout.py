@@ -47,8 +47,8 @@ async def settle(client: AsyncCometAPI, server: MockServer, baseline: int) -> No
     """Wait (2 s at most) until no task is left over and only idle pooled connections remain."""
     with anyio.fail_after(2):
         while (
-            client._transport.pool()[0]
-            or server.open_connections > client._transport.pool()[1]
+            client.pool_state().in_use
+            or server.open_connections > client.pool_state().idle
             or client_tasks() > baseline
         ):
             await anyio.sleep(0.01)
@@ -153,7 +153,7 @@ async def test_break_cancels_in_flight(client: AsyncCometAPI, server: MockServer
         server.clear()
         async for _ in results:
             break
-    assert client._transport.pool()[0] == 0
+    assert client.pool_state().in_use == 0
     await settle(client, server, baseline)
 
 
@@ -178,7 +178,7 @@ async def test_consumer_cancellation(client: AsyncCometAPI, server: MockServer) 
         async for _ in client.chat.completions.fan_out(requests(20), concurrency=20):
             seen += 1
     assert seen == 0
-    assert client._transport.pool()[0] == 0
+    assert client.pool_state().in_use == 0
     await settle(client, server, baseline)
 
 
@@ -225,6 +225,23 @@ async def test_shared_cool_down_across_workers() -> None:
     # The burst overshoots once; after that the workers are paced instead of stampeding.
     assert server.stats.rate_limited < 150, server.stats.rate_limited
     assert elapsed < 300 / 100 * 2.5
+
+
+@pytest.mark.real_waits
+async def test_shared_cool_down_for_a_burst_of_plain_calls() -> None:
+    """A burst of concurrent create() calls overshoots once too, then is paced: nothing lost."""
+    async with MockServer(rps_limit=100, seed=1) as server, AsyncCometAPI(
+        FAKE_KEY, base_url=server.url
+    ) as client:
+        limiter = asyncio.Semaphore(100)
+
+        async def one(request: dict[str, Any]) -> ChatCompletion:
+            async with limiter:
+                return await client.chat.completions.create(**request)
+
+        completions = await asyncio.gather(*(one(request) for request in requests(300)))
+    assert len(completions) == 300
+    assert server.stats.rate_limited < 150, server.stats.rate_limited
 
 
 @pytest.mark.real_waits
@@ -376,3 +393,66 @@ async def test_ordered_stop_yields_what_was_taken_in_order() -> None:
         )
     assert [r.index for r in seen] == list(range(stopped.taken))
     assert stopped.taken <= 4
+
+
+async def test_all_workers_start_together() -> None:
+    """fan_out has `concurrency` requests running at once, as a semaphore loop would."""
+    running = peak = 0
+
+    async def create(**request: Any) -> ChatCompletion:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+        return ChatCompletion(id="x")
+
+    results = await collect(fan_out(create, requests(1000), concurrency=100))
+    assert len(results) == 1000 and peak == 100
+
+
+async def test_async_input_and_ordered_mode_keep_every_worker_busy() -> None:
+    """With an async iterable or in ordered mode, workers still overlap up to `concurrency`."""
+    running = peak = 0
+
+    async def create(**request: Any) -> ChatCompletion:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        return ChatCompletion(id="x")
+
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        for request in requests(200):
+            yield request
+
+    results = await collect(fan_out(create, source(), concurrency=20))
+    assert len(results) == 200 and peak == 20
+    peak = 0
+    ordered = await collect(fan_out(create, requests(200), concurrency=20, ordered=True))
+    assert [r.index for r in ordered] == list(range(200)) and peak == 20
+
+
+async def test_slow_consumer_holds_the_workers_back() -> None:
+    """Results wait for a slow consumer in a bounded buffer: inputs are not read far ahead."""
+    taken = 0
+
+    def source() -> Iterator[dict[str, Any]]:
+        nonlocal taken
+        for request in requests(300):
+            taken += 1
+            yield request
+
+    async def create(**request: Any) -> ChatCompletion:
+        await asyncio.sleep(0)
+        return ChatCompletion(id="x")
+
+    received = 0
+    ahead = 0
+    async for _ in fan_out(create, source(), concurrency=10):
+        received += 1
+        ahead = max(ahead, taken - received)
+        await asyncio.sleep(0.001)
+    assert received == 300
+    assert ahead <= 2 * 10 + 1

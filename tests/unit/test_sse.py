@@ -475,14 +475,16 @@ def test_arbitrary_bytes_never_raise(stream: bytes, data: st.DataObject) -> None
 
 
 def _time_one_big_line(size: int) -> float:
+    # CPU time of this thread, not wall time: on a busy machine wall time also counts the
+    # other processes that had the core meanwhile.
     stream = b"data: " + b"x" * size + b"\n\n"
     chunks = [stream[i : i + 1460] for i in range(0, len(stream), 1460)]
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         decoder = SSEDecoder()
-        start = time.perf_counter()
+        start = time.thread_time()
         events = [event for chunk in chunks for event in decoder.feed(chunk)]
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
         assert len(events) == 1
         assert len(events[0].data) == size
     return best
@@ -490,6 +492,13 @@ def _time_one_big_line(size: int) -> float:
 
 def test_long_line_takes_linear_time() -> None:
     """An 8 MiB data line fed in 1460-byte pieces costs about 8x a 1 MiB one, not 64x."""
-    small = _time_one_big_line(1 << 20)
-    big = _time_one_big_line(8 << 20)
-    assert big / small < 16, (small, big)
+    # The least ratio of up to three measurements: noise only adds, a quadratic path gives
+    # ~64 every time.
+    ratio = float("inf")
+    for _ in range(3):
+        small = _time_one_big_line(1 << 20)
+        big = _time_one_big_line(8 << 20)
+        ratio = min(ratio, big / max(small, 1e-9))
+        if ratio < 16:
+            break
+    assert ratio < 16, ratio

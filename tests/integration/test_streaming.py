@@ -222,7 +222,7 @@ async def test_completed_streams_reuse_one_connection(
             async for _ in stream:
                 pass
     assert server.connections_total == 1
-    assert client._transport.pool() == (0, 1)
+    assert (client.pool_state().in_use, client.pool_state().idle) == (0, 1)
 
 
 async def test_break_releases_the_connection(client: AsyncCometAPI, server: MockServer) -> None:
@@ -231,7 +231,7 @@ async def test_break_releases_the_connection(client: AsyncCometAPI, server: Mock
     async with await open_stream(client) as stream:
         async for _ in stream:
             break
-    assert client._transport.pool() == (0, 0)
+    assert (client.pool_state().in_use, client.pool_state().idle) == (0, 0)
     with anyio.fail_after(2):
         while server.open_connections:
             await anyio.sleep(0.01)
@@ -246,7 +246,7 @@ async def test_exception_in_loop_releases_the_connection(
         async with await open_stream(client) as stream:
             async for _ in stream:
                 raise RuntimeError("caller failed")
-    assert client._transport.pool() == (0, 0)
+    assert (client.pool_state().in_use, client.pool_state().idle) == (0, 0)
 
 
 async def test_cancellation_releases_the_connection(
@@ -254,11 +254,11 @@ async def test_cancellation_releases_the_connection(
 ) -> None:
     """Cancelling a task that is reading a stream frees its connection."""
     server.reply_stream([content_chunk("a"), Pause(10)])
-    with anyio.move_on_after(0.3):
+    with anyio.move_on_after(0.05):
         async with await open_stream(client) as stream:
             async for _ in stream:
                 pass
-    assert client._transport.pool() == (0, 0)
+    assert (client.pool_state().in_use, client.pool_state().idle) == (0, 0)
     with anyio.fail_after(2):
         while server.open_connections:
             await anyio.sleep(0.01)
@@ -282,40 +282,40 @@ async def expect_timeout(client: AsyncCometAPI, which: str, limit: float) -> flo
 
 async def test_first_event_clock(server: MockServer) -> None:
     """Keep-alive comments do not count as a first event: the first_event clock expires."""
-    server.reply_stream([Comment("ping"), Pause(0.2), Comment("ping"), Pause(5)])
+    server.reply_stream([Comment("ping"), Pause(0.02), Comment("ping"), Pause(5)])
     async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(first_event=0.5, idle=10)
+        FAKE_KEY, base_url=server.url, timeout=Timeout(first_event=0.05, idle=10)
     ) as client:
-        elapsed = await expect_timeout(client, "first_event", 2.0)
-    assert elapsed >= 0.45
+        elapsed = await expect_timeout(client, "first_event", 1.55)
+    assert elapsed >= 0.04
 
 
 async def test_idle_clock_ignores_comments(server: MockServer) -> None:
     """Between data events only comments arrive: the idle clock still expires."""
     events: list[Any] = [content_chunk("a")]
-    events += [x for _ in range(20) for x in (Pause(0.1), Comment("keep-alive"))]
+    events += [x for _ in range(20) for x in (Pause(0.01), Comment("keep-alive"))]
     server.reply_stream(events)
     async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(first_event=5, idle=0.5)
+        FAKE_KEY, base_url=server.url, timeout=Timeout(first_event=5, idle=0.05)
     ) as client:
-        elapsed = await expect_timeout(client, "idle", 1.8)
-    assert elapsed >= 0.45
+        elapsed = await expect_timeout(client, "idle", 1.55)
+    assert elapsed >= 0.04
 
 
 async def test_stream_total_clock(server: MockServer) -> None:
     """A stream that keeps sending but runs past stream_total is cut on time."""
-    server.reply_stream([x for i in range(50) for x in (content_chunk(str(i)), Pause(0.05))])
+    server.reply_stream([x for i in range(50) for x in (content_chunk(str(i)), Pause(0.005))])
     async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(idle=5, stream_total=0.6)
+        FAKE_KEY, base_url=server.url, timeout=Timeout(idle=5, stream_total=0.06)
     ) as client:
-        await expect_timeout(client, "stream_total", 2.0)
+        await expect_timeout(client, "stream_total", 1.56)
 
 
 async def test_long_stream_outlives_request_total(server: MockServer) -> None:
     """The non-streaming total clock does not cut a stream that keeps making progress."""
-    server.reply_stream([x for i in range(8) for x in (content_chunk(str(i)), Pause(0.1))])
+    server.reply_stream([x for i in range(8) for x in (content_chunk(str(i)), Pause(0.01))])
     async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(total=0.3, idle=1)
+        FAKE_KEY, base_url=server.url, timeout=Timeout(total=0.03, idle=1)
     ) as client, await open_stream(client) as stream:
         text = "".join([t async for t in stream.text()])
     assert text == "01234567"
@@ -325,12 +325,12 @@ async def test_slow_consumer_is_not_idle(server: MockServer) -> None:
     """Time the caller spends between chunks is not counted against the idle clock."""
     server.reply_stream([content_chunk("a"), content_chunk("b"), content_chunk("c")])
     async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(idle=0.2)
+        FAKE_KEY, base_url=server.url, timeout=Timeout(idle=0.05)
     ) as client, await open_stream(client) as stream:
         text = []
         async for piece in stream.text():
             text.append(piece)
-            await anyio.sleep(0.35)
+            await anyio.sleep(0.09)
     assert "".join(text) == "abc"
 
 

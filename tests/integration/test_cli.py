@@ -230,3 +230,35 @@ def test_api_key_flag(threaded_server: MockServer, monkeypatch: pytest.MonkeyPat
     assert main(["chat", "--api-key", SECRET, "--base-url", threaded_server.url, "hi"]) == 0
     assert capsys.readouterr().out == "Echo: hi\n"
     assert threaded_server.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_batch_against_a_mock_server_that_wants_another_key(tmp_path: Path) -> None:
+    """`mock-server --api-key` refuses other keys; `batch - < file` then stops in one wave."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiocometapi", "mock-server", "--port", "0",
+         "--api-key", "sk-the-right-key-0123"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split("listening on", 1)[1].strip()
+        out = tmp_path / "out.jsonl"
+        result = subprocess.run(
+            [sys.executable, "-m", "aiocometapi", "batch", "-", "-o", str(out), "-c", "16",
+             "--base-url", url, "-q"],
+            input="".join(request_line(f"r{i}") for i in range(320)),
+            capture_output=True, text=True, timeout=60,
+            env={"COMETAPI_KEY": SECRET, "PATH": "/usr/bin:/bin"},
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()
+    assert result.returncode == 3, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("aiocometapi batch: stopped after ")
+    assert first.endswith("refused with 401: Invalid API key")
+    assert int(first.split("stopped after ")[1].split()[0]) <= 16
+    assert "not run    320" in result.stderr and not out.exists()
+    assert SECRET not in result.stderr

@@ -1,33 +1,13 @@
-"""The soak of benchmarks/soak.py in its CI form: 1,200 mixed requests through one client.
-
-The driver lives in benchmarks/soak.py (the full 20,000-request form is run by hand there,
-without pytest); this test loads that file and runs the same ``soak()`` with fewer requests.
-"""
+"""The soak in its CI form: 1,200 mixed requests through one client (the driver is soak.py here;
+``python benchmarks/soak.py`` runs the full 20,000-request form by hand)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from integration import soak
+
 pytestmark = pytest.mark.anyio
-
-SOAK_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
-
-
-def load_soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("aiocometapi_soak", SOAK_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = load_soak()
 
 
 async def test_soak_ci_form() -> None:

@@ -1,0 +1,1 @@
+"""Pure tests: no sockets, no sleeps (tests/unit/conftest.py refuses both)."""
