@@ -19,6 +19,7 @@ from aiocometapi import (
     NotFoundError,
     ParsedStream,
     Stream,
+    SystemicFailureError,
 )
 from aiocometapi.testing import DEFAULT_MODELS, MockServer
 from aiocometapi.types import ChatCompletion, ChatCompletionChunk, ModelList
@@ -141,6 +142,30 @@ def test_fan_out_is_a_plain_iterator(client: CometAPI) -> None:
     assert first.index == 0
     assert first.completion is not None
     assert first.completion.choices[0].message.content == "Echo: n0"
+
+
+def test_fan_out_stops_on_a_systemic_failure(threaded_server: MockServer) -> None:
+    """With stop_on_systemic_failure, a fan-out whose requests are all refused stops early."""
+    refused = MockServer(api_key="sk-the-only-good-key")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(refused.start(), loop).result(5)
+    try:
+        requests = ({"model": MODEL, "messages": [user(f"n{i}")]} for i in range(1000))
+        with CometAPI(FAKE_KEY, base_url=refused.url) as client, pytest.raises(
+            SystemicFailureError
+        ), client.chat.completions.fan_out(
+            requests, concurrency=4, stop_on_systemic_failure=True
+        ) as results:
+            for result in results:
+                assert result.error is not None
+        assert len(refused.requests) < 100
+    finally:
+        asyncio.run_coroutine_threadsafe(refused.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
 
 
 def test_models(client: CometAPI) -> None:

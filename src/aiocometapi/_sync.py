@@ -362,14 +362,20 @@ class Completions:
         concurrency: int = 64,
         ordered: bool = False,
         window: int | None = None,
+        stop_on_systemic_failure: bool = False,
     ) -> SyncIterator[FanOutResult]:
         """``AsyncCometAPI.chat.completions.fan_out()`` as a plain iterator of results.
 
         ``requests`` is taken lazily in the client's loop thread, so a generator of inputs
         should not block. ``close()`` (or the ``with`` block's end) cancels what is in flight.
+        The arguments are the async ``fan_out()``'s.
         """
         results = self._async.fan_out(
-            requests, concurrency=concurrency, ordered=ordered, window=window
+            requests,
+            concurrency=concurrency,
+            ordered=ordered,
+            window=window,
+            stop_on_systemic_failure=stop_on_systemic_failure,
         )
         return SyncIterator(results, self._client._loop, results.aclose)
 
