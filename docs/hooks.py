@@ -5,7 +5,7 @@ that those parts cannot drift from the code: ``<!-- cli-help -->`` by each ``aio
 command's ``--help``, ``<!-- compat-table -->`` by the parameter table of
 ``aiocometapi._compat.TABLE``. Every public name the reference renders must have a docstring (see
 :func:`missing_docstrings`); one that has none is a warning, which fails ``mkdocs build
---strict``. ``tests/test_docs.py`` imports this file to run the same checks in the suite, so it
+--strict``. ``tests/integration/test_docs.py`` imports this file to run the same checks in the suite, so it
 uses the standard library and aiocometapi only (no MkDocs import).
 """
 

@@ -49,7 +49,7 @@ from aiocometapi import _compat
 from aiocometapi.testing import MockServer
 from conftest import FAKE_KEY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 KINDS = {"python", "bash", "console", "json", "text"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = "https://github.com/aiocometapi/aiocometapi"
 PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]
 
