@@ -139,7 +139,8 @@ class SSEDecoder:
         # feed() for the stream's hot path, which parses each event's data from bytes. A plain
         # event (type "message", one data line, no other field, no event ID in force) may come
         # back as its raw data bytes: exactly ServerSentEvent(data=raw.decode("utf-8",
-        # "replace")), spared an event object and a str. tests/unit/test_sse.py proves the two equal.
+        # "replace")), spared an event object and a str. tests/unit/test_sse.py proves the two
+        # equal.
         return self._feed(data, True)
 
     def _feed(self, data: bytes, raw: bool) -> list[bytes | ServerSentEvent]:

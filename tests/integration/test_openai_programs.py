@@ -1,7 +1,8 @@
 """Programs written for the openai package (its README and examples) run with the import changed.
 
-Each file in ``tests/openai_programs/`` is one such program, its source named in its docstring,
-with every change beyond the import listed there and in docs/guides/switching-from-openai.md.
+Each file in ``openai_programs/`` beside this one is such a program, its source named in its
+docstring, with every change beyond the import listed there and in
+docs/guides/switching-from-openai.md.
 Each runs in a process of its own against the local server, scripted where the program needs
 the server to fail or to send a header; the test checks what the program prints.
 """
@@ -21,7 +22,7 @@ from aiocometapi.testing import DEFAULT_MODELS, MockServer
 from conftest import FAKE_KEY
 
 PROGRAMS = Path(__file__).parent / "openai_programs"
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "switching-from-openai.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "switching-from-openai.md"
 FAST_429 = {"retry-after-ms": "1"}
 MY_HEADER = {"X-My-Header": "my value"}
 
