@@ -9,8 +9,9 @@ from typing import Generic, TypeVar
 
 from ._exceptions import request_id_from_headers
 from ._retry import count_attempts
+from .types import ChatCompletion
 
-__all__ = ["RawResponse", "raw_call"]
+__all__ = ["RawResponse", "keep_headers", "raw_call"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -36,7 +37,8 @@ class RawResponse(Generic[T]):
     ) -> None:
         self._value = value
         self.status_code = status_code
-        """The HTTP status of the answer (of the last try, when retries were made)."""
+        """The HTTP status of the answer (of the last try, when retries were made). A stream
+        keeps its headers but not its status: for one, 200 (it is returned for a 2xx only)."""
         self.headers = headers
         """The response headers, names matched without regard to case."""
         self.elapsed = elapsed
@@ -82,3 +84,9 @@ async def raw_call(
         elapsed=datetime.timedelta(seconds=time.perf_counter() - started),
         retries_taken=max(0, attempts[0] - 1),
     )
+
+
+def keep_headers(completion: ChatCompletion, headers: Mapping[str, str]) -> None:
+    """Let ``completion.headers`` answer with the response's ``headers`` (outside its fields,
+    so never serialised)."""
+    vars(completion)["_headers"] = headers

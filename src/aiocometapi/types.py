@@ -642,9 +642,6 @@ class ChatCompletion(_Response, dict=True, gc=True):
         headers: Mapping[str, str] = vars(self).get("_headers", _NO_HEADERS)
         return headers
 
-    def _keep_headers(self, headers: Mapping[str, str]) -> None:
-        vars(self)["_headers"] = headers
-
 
 ParsedT = TypeVar("ParsedT")
 

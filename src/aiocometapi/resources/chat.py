@@ -7,12 +7,13 @@ import sys
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    Awaitable,
     Callable,
     Iterable,
     Mapping,
     Sequence,
 )
-from typing import Any, Literal, TypedDict, TypeVar, cast, overload
+from typing import Any, Literal, Protocol, TypedDict, TypeVar, cast, overload
 
 import msgspec
 
@@ -32,7 +33,7 @@ from .._params import (
 )
 from .._parsed_stream import ParsedAsyncStream
 from .._raw import keep_raw_json
-from .._raw_response import RawResponse, raw_call
+from .._raw_response import RawResponse, keep_headers, raw_call
 from .._requester import Requester
 from .._streaming import AsyncStream
 from .._structured import parse_completion, response_format_for
@@ -293,8 +294,8 @@ class Completions:
                 _PATH, decoder=_chunk_decoder, options=options, body=body, tokens=tokens
             )
             chunks.adjustments = adjustments
-            # The stream keeps its headers; a 2xx status it does not keep is its source's.
-            return chunks, getattr(chunks._source, "status", 200), chunks.headers
+            # A stream is returned for a 2xx answer only, and keeps its headers, not its status.
+            return chunks, 200, chunks.headers
         answer = await requester.request(
             "POST",
             _PATH,
@@ -306,7 +307,7 @@ class Completions:
         )
         completion = answer.value
         completion.request_id = answer.request_id
-        completion._keep_headers(answer.headers)
+        keep_headers(completion, answer.headers)
         keep_raw_json(completion, answer.body)
         if adjustments is not None:
             completion.adjustments = adjustments
@@ -317,7 +318,7 @@ class Completions:
         """``create`` and ``parse`` returning a ``RawResponse``: the answer's ``headers``,
         ``status_code``, ``request_id``, ``elapsed`` and ``retries_taken``, and ``parse()``
         for the result, as with the openai package."""
-        return CompletionsWithRawResponse(self)
+        return CompletionsWithRawResponse(self._requester, self._send)
 
     @overload
     async def parse(
@@ -373,7 +374,7 @@ class Completions:
             return ParsedAsyncStream(chunks, response_format)
         completion = await self.create(response_format=request_format, **params)
         parsed = parse_completion(completion, response_format)
-        parsed._keep_headers(completion.headers)
+        keep_headers(parsed, completion.headers)
         return parsed
 
     async def run_tools(
@@ -500,13 +501,24 @@ class Completions:
         )
 
 
+class _Send(Protocol):
+    """``Completions._send``, handed to the raw-response methods."""
+
+    def __call__(
+        self, sent: Mapping[str, Any], adjustments: list[Adjustment] | None, *, stream: bool
+    ) -> Awaitable[
+        tuple[ChatCompletion | AsyncStream[ChatCompletionChunk], int, Mapping[str, str]]
+    ]: ...
+
+
 class CompletionsWithRawResponse:
     """``client.chat.completions.with_raw_response``: ``create`` and ``parse`` returning a
     ``RawResponse`` (``headers``, ``status_code``, ``request_id``, ``elapsed``,
     ``retries_taken``) whose ``parse()`` gives what the plain method returns."""
 
-    def __init__(self, completions: Completions) -> None:
-        self._completions = completions
+    def __init__(self, requester: Requester, send: _Send) -> None:
+        self._requester = requester
+        self._send = send
 
     @overload
     async def create(
@@ -524,14 +536,13 @@ class CompletionsWithRawResponse:
         self, *, stream: bool = False, **params: Unpack[CompletionCreateParams]
     ) -> RawResponse[ChatCompletion] | RawResponse[AsyncStream[ChatCompletionChunk]]:
         """``create()`` (see there), its result behind ``RawResponse.parse()``."""
-        completions = self._completions
-        completions._requester.ensure_open()
+        self._requester.ensure_open()
         sent: Mapping[str, Any] = params
         adjustments = None
-        mode = params.get("compat", completions._requester.compat)
+        mode = params.get("compat", self._requester.compat)
         if mode != "off":
             sent, adjustments = check(params, mode)
-        raw = await raw_call(lambda: completions._send(sent, adjustments, stream=stream))
+        raw = await raw_call(lambda: self._send(sent, adjustments, stream=stream))
         return cast(
             "RawResponse[ChatCompletion] | RawResponse[AsyncStream[ChatCompletionChunk]]", raw
         )
@@ -540,19 +551,18 @@ class CompletionsWithRawResponse:
         self, *, response_format: type[T], **params: Unpack[CompletionParseParams]
     ) -> RawResponse[ParsedChatCompletion[T]]:
         """``parse()`` (see there; not streamed), its result behind ``RawResponse.parse()``."""
-        completions = self._completions
-        completions._requester.ensure_open()
+        self._requester.ensure_open()
         request_format = response_format_for(response_format)
         sent: Mapping[str, Any] = {**params, "response_format": request_format}
         adjustments = None
-        mode = params.get("compat", completions._requester.compat)
+        mode = params.get("compat", self._requester.compat)
         if mode != "off":
             sent, adjustments = check(sent, mode)
-        raw = await raw_call(lambda: completions._send(sent, adjustments, stream=False))
+        raw = await raw_call(lambda: self._send(sent, adjustments, stream=False))
         completion = raw.parse()
         assert isinstance(completion, ChatCompletion)
         parsed = parse_completion(completion, response_format)
-        parsed._keep_headers(raw.headers)
+        keep_headers(parsed, raw.headers)
         return raw.with_value(parsed)
 
 

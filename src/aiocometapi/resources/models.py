@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -71,7 +71,7 @@ class Models:
     def with_raw_response(self) -> ModelsWithRawResponse:
         """``list`` and ``retrieve`` returning a ``RawResponse`` (headers, status, request id,
         elapsed), whose ``parse()`` gives the ``ModelList`` or ``Model``."""
-        return ModelsWithRawResponse(self)
+        return ModelsWithRawResponse(self._get)
 
 
 def _model_path(model: str) -> str:
@@ -80,17 +80,25 @@ def _model_path(model: str) -> str:
     return f"/models/{quote(model, safe='')}"
 
 
+class _Get(Protocol):
+    """``Models._get``, handed to the raw-response methods."""
+
+    def __call__(
+        self, path: str, decoder: msgspec.json.Decoder[T]
+    ) -> Awaitable[tuple[T, int, Mapping[str, str]]]: ...
+
+
 class ModelsWithRawResponse:
     """``client.models.with_raw_response``."""
 
-    def __init__(self, models: Models) -> None:
-        self._models = models
+    def __init__(self, get: _Get) -> None:
+        self._get = get
 
     async def list(self) -> RawResponse[ModelList]:
         """``GET /models``, its ``ModelList`` behind ``RawResponse.parse()``."""
-        return await raw_call(lambda: self._models._get("/models", _decoder))
+        return await raw_call(lambda: self._get("/models", _decoder))
 
     async def retrieve(self, model: str) -> RawResponse[Model]:
         """``GET /models/{model}``, the ``Model`` behind ``RawResponse.parse()``."""
         path = _model_path(model)
-        return await raw_call(lambda: self._models._get(path, _model_decoder))
+        return await raw_call(lambda: self._get(path, _model_decoder))
