@@ -151,6 +151,12 @@ class AsyncCometAPI:
         return self._config.policy.max_retries
 
     @property
+    def compat(self) -> Mode:
+        """How calls treat parameters a model's family takes differently (a call's
+        ``compat=`` overrides it)."""
+        return self._config.compat
+
+    @property
     def retry(self) -> RetryPolicy:
         """The retry policy: how many retries, and the bounds on the waits between them."""
         return self._config.policy

@@ -63,6 +63,7 @@ async def test_api_key_and_base_url_are_readable(
     """client.api_key and client.base_url read back; repr() still hides the key."""
     assert client.api_key == FAKE_KEY
     assert client.base_url == server.url
+    assert client.compat == "warn" and client.with_options(compat="adapt").compat == "adapt"
     assert FAKE_KEY not in repr(client) and FAKE_KEY not in repr(client.with_options())
 
 
@@ -113,6 +114,7 @@ def test_sync_client_settings(threaded_server: MockServer) -> None:
     """The sync client reads back its key and URL and takes with_options(api_key=...)."""
     with CometAPI(FAKE_KEY, base_url=threaded_server.url) as client:
         assert (client.api_key, client.base_url) == (FAKE_KEY, threaded_server.url)
+        assert client.compat == "warn"
         other = client.with_options(api_key="sk-sync-other-fake", max_retries=0)
         other.chat.completions.create(model=MODEL, messages=[user("hi")])
         assert threaded_server.requests[-1].headers["authorization"] == "Bearer sk-sync-other-fake"
