@@ -36,6 +36,9 @@ log = logging.getLogger("mkdocs.hooks.aiocometapi")
 INTERNAL_CONSTRUCTORS = frozenset({
     "aiocometapi.AsyncStream",
     "aiocometapi.ParsedAsyncStream",
+    "aiocometapi.ParsedStream",
+    "aiocometapi.RawResponse",
+    "aiocometapi.Stream",
     "aiocometapi.resources.chat.Chat",
     "aiocometapi.resources.chat.Completions",
     "aiocometapi.resources.models.Models",
@@ -296,6 +299,8 @@ def _describe(rule: Any) -> str:
         return f"{kinds} only{rule.note}"
     if isinstance(rule, _compat.DeveloperAsSystem):
         return f"models {rule.behaviour}"
+    if isinstance(rule, _compat.OnlyModels):
+        return f"{rule.models} only"
     raise TypeError(f"docs/hooks.py cannot describe a {type(rule).__name__} rule: teach it")
 
 

@@ -33,9 +33,12 @@ from ._logs import setup_from_env as _setup_logging
 from ._parsed_stream import ParsedAsyncStream
 from ._prices import Price, Prices, load_prices
 from ._ratelimit import RateState
+from ._raw_response import RawResponse
 from ._retry import instant_retries
 from ._streaming import AsyncStream
 from ._structured import to_strict_json_schema
+from ._sync import CometAPI
+from ._sync_streams import ParsedStream, Stream
 from ._systemic import SystemicFailureError
 from ._tool_runner import (
     RunCompleted,
@@ -64,6 +67,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "ClientClosedError",
+    "CometAPI",
     "CometAPIError",
     "CompatibilityError",
     "CompatibilityWarning",
@@ -77,14 +81,17 @@ __all__ = [
     "MaxTurnsExceededError",
     "NotFoundError",
     "ParsedAsyncStream",
+    "ParsedStream",
     "PermissionDeniedError",
     "PoolState",
     "Price",
     "Prices",
     "RateLimitError",
     "RateState",
+    "RawResponse",
     "RetryPolicy",
     "RunCompleted",
+    "Stream",
     "StreamError",
     "SystemicFailureError",
     "TextDelta",

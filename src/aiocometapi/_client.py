@@ -99,13 +99,7 @@ class AsyncCometAPI:
         compat: Mode = "warn",
         prices: Prices | Mapping[str, Mapping[str, float]] | str | os.PathLike[str] | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
-        if key is None or not key.strip():
-            raise ConfigurationError(
-                "No API key: pass api_key=... to AsyncCometAPI() or set the COMETAPI_KEY "
-                "environment variable (keys are at https://api.cometapi.com/console/token)."
-            )
-        key = key.strip()
+        key = _key(api_key if api_key is not None else os.environ.get("COMETAPI_KEY"))
         url = base_url or os.environ.get("COMETAPI_BASE_URL") or DEFAULT_BASE_URL
         own = {
             "Authorization": f"Bearer {key}",
@@ -130,6 +124,7 @@ class AsyncCometAPI:
         transport = Transport(
             max_connections=max_connections, trust_env=trust_env, max_body_size=max_body_size
         )
+        self._budgets = (requests_per_minute, tokens_per_minute)
         meter = UsageMeter(prices=prices)
         self._init(config, transport, rate, meter, owner=True)
 
@@ -154,6 +149,11 @@ class AsyncCometAPI:
     # ------------------------------------------------------------------ configuration
 
     @property
+    def api_key(self) -> str:
+        """The key this client sends (never shown by ``repr()``, logs or errors)."""
+        return self._config.api_key
+
+    @property
     def base_url(self) -> str:
         """The API's base URL, without a trailing slash."""
         return self._config.base_url
@@ -169,6 +169,12 @@ class AsyncCometAPI:
         return self._config.policy.max_retries
 
     @property
+    def compat(self) -> Mode:
+        """How calls treat parameters a model's family takes differently (a call's
+        ``compat=`` overrides it)."""
+        return self._config.compat
+
+    @property
     def retry(self) -> RetryPolicy:
         """The retry policy: how many retries, and the bounds on the waits between them."""
         return self._config.policy
@@ -176,6 +182,8 @@ class AsyncCometAPI:
     def with_options(
         self,
         *,
+        api_key: str | None = None,
+        base_url: str | None = None,
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
@@ -184,11 +192,15 @@ class AsyncCometAPI:
     ) -> AsyncCometAPI:
         """A copy with other defaults that shares this client's connection pool.
 
-        The copy borrows the pool, the rate controller and the usage meter: closing it does
-        nothing, closing this client closes the pool. Arguments left as ``None`` keep this
-        client's value.
+        The copy borrows the pool: closing it does nothing, closing this client closes the pool.
+        Arguments left as ``None`` keep this client's value. A copy with another ``api_key`` or
+        ``base_url`` gets a rate controller and a usage meter of its own (with this client's
+        budgets and prices), since a gateway's limits and bills are per key; other copies
+        share this client's.
 
         Args:
+            api_key: Another key to send.
+            base_url: Another API base URL.
             timeout: Seconds, or a ``Timeout`` with each clock.
             max_retries: Retries after a retryable failure.
             retry: A whole ``RetryPolicy`` (waits and caps as well as the count).
@@ -197,8 +209,27 @@ class AsyncCometAPI:
 
         Returns:
             The new client.
+
+        Raises:
+            ConfigurationError: a blank key, a malformed URL or header, or a bad setting.
         """
-        config = self._config.with_headers(default_headers)
+        rate = self._rate
+        meter = self.usage
+        config = self._config
+        if api_key is not None or base_url is not None:
+            key = config.api_key if api_key is None else _key(api_key)
+            url = config.base_url if base_url is None else normalize_base_url(base_url)
+            if (key, url) != (config.api_key, config.base_url):
+                requests_per_minute, tokens_per_minute = self._budgets
+                rate = RateController(
+                    requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
+                )
+                meter = UsageMeter(prices=self.usage.prices)
+            auth = {"Authorization": f"Bearer {key}"}
+            config = replace(
+                config.with_headers(auth), api_key=key, base_url=url
+            )
+        config = config.with_headers(default_headers)
         if timeout is not None:
             config = replace(config, timeout=Timeout.of(timeout))
         if retry is not None or max_retries is not None:
@@ -206,7 +237,8 @@ class AsyncCometAPI:
         if compat is not None:
             config = replace(config, compat=check_mode(compat))
         copy = object.__new__(AsyncCometAPI)
-        copy._init(config, self._transport, self._rate, self.usage, owner=False)
+        copy._budgets = self._budgets
+        copy._init(config, self._transport, rate, meter, owner=False)
         return copy
 
     # ------------------------------------------------------------------ diagnostics
@@ -237,6 +269,10 @@ class AsyncCometAPI:
         if self._owner:
             await self._transport.aclose()
 
+    async def close(self) -> None:
+        """``aclose()`` under the openai package's name for it."""
+        await self.aclose()
+
     async def __aenter__(self) -> AsyncCometAPI:
         self._requester.ensure_open()
         return self
@@ -248,6 +284,15 @@ class AsyncCometAPI:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise ConfigurationError(
+            "No API key: pass api_key=... to AsyncCometAPI() or set the COMETAPI_KEY "
+            "environment variable (keys are at https://api.cometapi.com/console/token)."
+        )
+    return key.strip()
 
 
 def _policy(policy: RetryPolicy, max_retries: int | None) -> RetryPolicy:

@@ -223,6 +223,38 @@ class DeveloperAsSystem(Rule):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OnlyModels(Rule):
+    """A parameter only some models take, told by their id; ``adapt`` leaves it out elsewhere.
+
+    ``pattern`` is searched in the model id (lower case, any ``provider/`` prefix removed);
+    ``harmless`` is a value every model takes (``modalities=["text"]``).
+    """
+
+    pattern: re.Pattern[str]
+    models: str
+    """Who takes it, for the message: "OpenAI audio models (gpt-4o-audio-preview, ...)"."""
+    harmless: Any = None
+
+    def check(
+        self, name: str, value: Any, family: Family, params: Mapping[str, Any]
+    ) -> _Finding | None:
+        if value is False or (
+            self.harmless is not None
+            and (list(value) if isinstance(value, tuple) else value) == self.harmless
+        ):
+            return None
+        model = params.get("model")
+        if isinstance(model, str) and self.pattern.search(_base_name(model)):
+            return None
+        problem = f"{name}={value!r}: only {self.models} take {name}"
+        return _Finding(problem, "dropped", value, None, "left it out")
+
+
+def _base_name(model: str) -> str:
+    return model.strip().lower().rpartition("/")[2]
+
+
 def _is_developer(message: Any) -> bool:
     if type(message) is dict or isinstance(message, Mapping):  # dict first: the ABC is slower
         return message.get("role") == "developer"
@@ -253,6 +285,18 @@ DEV_AS_SYSTEM = DeveloperAsSystem("before o1 treat developer messages as system 
 DEV_HOISTED = DeveloperAsSystem(
     "take developer messages as system instructions, moved to the conversation's start"
 )
+# Parameters for some OpenAI models only, told by the model id.
+AUDIO_MODELS = OnlyModels(
+    re.compile(r"audio"), "OpenAI audio models (gpt-4o-audio-preview, gpt-audio, ...)"
+)
+AUDIO_OUTPUT = OnlyModels(AUDIO_MODELS.pattern, AUDIO_MODELS.models, harmless=["text"])
+GPT_5 = OnlyModels(
+    re.compile(r"^gpt-5(?:[.-]|$)"), "GPT-5 models (gpt-5, gpt-5.1, gpt-5-mini, ...)"
+)
+SEARCH_MODELS = OnlyModels(
+    re.compile(r"search"), "OpenAI search models (gpt-4o-search-preview, gpt-5-search-api, ...)"
+)
+GPT_4O_41_ONLY = Ignored(" (Predicted Outputs are for GPT-4o and GPT-4.1 models)")
 
 FAMILY_IDS = ("openai-gpt", "openai-reasoning", "claude", "gemini")
 _LABELS = ("OpenAI GPT", "OpenAI reasoning", "Claude", "Gemini")
@@ -260,7 +304,11 @@ _LABELS = ("OpenAI GPT", "OpenAI reasoning", "Claude", "Gemini")
 # CometAPI's chat-completions parameter table: a row per parameter, a column per family.
 # Parameters not named here (seed, tool_choice, ...) every family takes as OpenAI defines them.
 # The OpenAI reasoning column adds what OpenAI's reference says of those models: no sampling
-# parameters while they reason (TEMPERATURE_R, TOP_P_R and SAMPLING).
+# parameters while they reason (TEMPERATURE_R, TOP_P_R and SAMPLING). The rows from audio on
+# are OpenAI features: audio output, verbosity and web search go by model id in every family;
+# for Claude, "ignored" is what Anthropic's OpenAI SDK compatibility page
+# (docs.anthropic.com/en/api/openai-sdk, "Request fields") says of prediction, store,
+# metadata and service_tier.
 TABLE: dict[str, tuple[Rule | None, Rule | None, Rule | None, Rule | None]] = {
     # parameter          OpenAI GPT      OpenAI reasoning  Claude (compat)   Gemini (compat)
     "temperature":       (Range(0, 2),   TEMPERATURE_R,    CAPPED,           Range(0, 2)),
@@ -277,6 +325,14 @@ TABLE: dict[str, tuple[Rule | None, Rule | None, Rule | None, Rule | None]] = {
     "reasoning_effort":  (NOT_BEFORE_O1, YES,              IGNORED,          USES_THINKING),
     "max_tokens":        (YES,           MAX_COMPLETION,   YES,              YES),
     "messages":          (DEV_AS_SYSTEM, YES,              DEV_HOISTED,      DEV_HOISTED),
+    "audio":             (AUDIO_MODELS,  AUDIO_MODELS,     AUDIO_MODELS,     AUDIO_MODELS),
+    "modalities":        (AUDIO_OUTPUT,  AUDIO_OUTPUT,     AUDIO_OUTPUT,     AUDIO_OUTPUT),
+    "verbosity":         (GPT_5,         GPT_5,            GPT_5,            GPT_5),
+    "web_search_options": (SEARCH_MODELS, SEARCH_MODELS,   SEARCH_MODELS,    SEARCH_MODELS),
+    "prediction":        (YES,           GPT_4O_41_ONLY,   IGNORED,          YES),
+    "store":             (YES,           YES,              IGNORED,          YES),
+    "metadata":          (YES,           YES,              IGNORED,          YES),
+    "service_tier":      (YES,           YES,              IGNORED,          YES),
 }  # fmt: skip
 
 # Which family a model id belongs to: the first pattern matching the start of the id (lower
@@ -321,7 +377,7 @@ def family_of(model: str) -> Family | None:
     """The family of a model id, or ``None`` when it is not one the table knows."""
     family = _by_model.get(model, _UNSEEN)
     if family is _UNSEEN:
-        name = model.strip().lower().rpartition("/")[2]
+        name = _base_name(model)
         family = next((f for pattern, f in _DETECT if pattern.match(name)), None)
         if len(_by_model) >= 1024:  # a bound, should a caller send endless distinct ids
             _by_model.clear()

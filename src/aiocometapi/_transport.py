@@ -8,8 +8,10 @@ import enum
 import functools
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import cast
+import threading
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import Any, cast
 
 import aiohttp
 import aiohttp.helpers
@@ -126,7 +128,16 @@ class _State(enum.Enum):
 
 
 class Transport:
-    """One aiohttp session, created lazily inside the running event loop, and its pool."""
+    """One aiohttp session per event loop in turn, created lazily inside it, and its pool.
+
+    A session belongs to the loop it was opened in. Used from another loop, the transport
+    opens a new session there and drops the old one, provided the old loop has stopped (as
+    it has between two ``asyncio.run()`` calls, or once a thread that used it ended); a
+    loop still running in another thread keeps its session and the newcomer gets a
+    ``ConfigurationError``. A session is closed by its loop's end (``asyncio.run`` finalizes
+    async generators before closing the loop) or when the transport is garbage-collected,
+    so a client that is never closed prints nothing and leaves no socket behind.
+    """
 
     def __init__(
         self,
@@ -141,6 +152,10 @@ class Transport:
         self.trust_env = trust_env
         self.max_body_size = max_body_size
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._lock = threading.Lock()
         self._state = _State.UNOPENED
         self._targets: dict[str, _Target] = {}
 
@@ -154,14 +169,46 @@ class Transport:
         if self._state is _State.CLOSED:
             raise ClientClosedError()
 
-    def _open(self) -> aiohttp.ClientSession:
-        self.ensure_open()
+    def _session_here(self) -> aiohttp.ClientSession:
+        """The session of the running event loop: opened, or moved here, if need be."""
+        loop = asyncio.get_running_loop()
+        with self._lock:  # two threads, each with its own loop, may get here at once
+            session = self._session
+            if session is not None and self._loop is loop and not session.closed:
+                return session
+            self.ensure_open()
+            old = self._loop
+            if session is not None and old is not loop:
+                if old is not None and old.is_running():
+                    raise ConfigurationError(
+                        "This client's connections belong to an event loop that is running in "
+                        "another thread, and one client serves one running loop at a time. "
+                        "Create a client per event loop (per thread), or call from threads "
+                        "through the thread-safe sync client, aiocometapi.CometAPI."
+                    )
+                self._forget()
+                _discard(session, old)
+            return self._open(loop)
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector, trust_env=False, auto_decompress=True
         )
+        keeper = _close_at_loop_end(session)
+        with contextlib.suppress(StopIteration):
+            keeper.asend(None).send(None)  # runs to its yield: the loop now tracks it
+        self._session, self._loop, self._keeper = session, loop, keeper
+        # The registry of weakref.finalize holds the session, so that a collected transport
+        # never takes it (and its connector, which would warn) down in the same sweep.
+        self._finalizer = weakref.finalize(self, _release, session, loop)
         self._state = _State.OPENED
-        return self._session
+        return session
+
+    def _forget(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
 
     def pool(self) -> tuple[int, int]:
         """Connections ``(in use, idle in the pool)``; ``(0, 0)`` before the first request."""
@@ -175,10 +222,20 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close the session and every pooled connection; later calls do nothing."""
-        session, self._session = self._session, None
-        self._state = _State.CLOSED
-        if session is not None and not session.closed:
-            await session.close()
+        with self._lock:
+            session, self._session = self._session, None
+            keeper, self._keeper = self._keeper, None
+            loop, self._loop = self._loop, None
+            self._state = _State.CLOSED
+            self._forget()
+        if session is None or session.closed or keeper is None:
+            return
+        if loop is asyncio.get_running_loop():
+            await keeper.aclose()  # its finally closes the session
+        elif loop is not None and loop.is_running():
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(keeper.aclose(), loop))
+        else:
+            _discard(session, loop)
 
     def _target(self, url: str) -> _Target:
         # A client calls the same few URLs over and over: parse each, and look up its proxy
@@ -208,8 +265,8 @@ class Transport:
         params: Mapping[str, str] | None,
     ) -> aiohttp.ClientResponse:
         session = self._session
-        if session is None or self._state is not _State.OPENED:
-            session = self._open()
+        if session is None or self._loop is not asyncio.get_running_loop() or session.closed:
+            session = self._session_here()
         parsed, proxy, proxy_auth = self._target(url)
         try:
             return await session.request(
@@ -290,6 +347,68 @@ class Transport:
             method, url, headers=headers, body=body, timeout=timeout, stream=True, params=params
         )
         return StreamBody(response)
+
+
+async def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Waits, suspended, for the end of ``session``: the loop's ``shutdown_asyncgens()``
+    (``asyncio.run`` and ``anyio.run`` call it before closing the loop), the loop's
+    finalizer once the transport holding it is collected, or ``Transport.aclose()``."""
+    try:
+        yield
+    finally:
+        if not session.closed:
+            await session.close()
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _release(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
+    """Close the session of a transport that was collected, or still open at exit."""
+    if session.closed:
+        return
+    if loop.is_running():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_close_soon, session)
+    else:
+        _discard(session, loop)
+
+
+def _close_soon(session: aiohttp.ClientSession) -> None:
+    task = asyncio.ensure_future(session.close())
+    _closing.add(task)  # the loop holds tasks weakly
+    task.add_done_callback(_closing.discard)
+
+
+def _discard(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Drop a session whose loop has stopped, without that loop's help: each connection is
+    closed here and the connector marked closed, so nothing warns when they are collected."""
+    connector = session.connector
+    if connector is None or connector.closed:
+        return
+    # aiohttp has no public way to close a connector outside its loop; these exist since 3.0.
+    protocols = [proto for conns in connector._conns.values() for proto, _ in conns]
+    protocols += connector._acquired
+    for proto in protocols:
+        if proto.transport is not None:
+            _close_transport(proto.transport, loop)
+    with contextlib.suppress(Exception):
+        connector._close()
+
+
+def _close_transport(transport: asyncio.Transport, loop: asyncio.AbstractEventLoop | None) -> None:
+    if loop is not None and not loop.is_closed():
+        transport.abort()  # done when that loop runs again
+        return
+    # A closed loop cannot schedule the last step of a close (closing the socket), so it is
+    # taken here; on a TLS connection, on the socket transport under the TLS layer.
+    raw: Any = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None) or transport
+    for part in (transport, raw):
+        with contextlib.suppress(Exception):
+            part.abort()  # fails at the scheduling, after the rest is done
+    if getattr(raw, "_sock", None) is not None:
+        with contextlib.suppress(Exception):
+            raw._call_connection_lost(None)
 
 
 # --------------------------------------------------------------------------- error conversion

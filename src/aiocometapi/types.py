@@ -7,17 +7,34 @@ field a provider may leave out defaults to ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from . import _dump
+from ._params import (
+    AudioParam,
+    FunctionCallOption,
+    ModerationParam,
+    PredictionParam,
+    PromptCacheOptions,
+    ReasoningEffort,
+    ServiceTier,
+    Verbosity,
+    VoiceID,
+    WebSearchLocation,
+    WebSearchOptions,
+    WebSearchUserLocation,
+)
 from ._raw import extra_fields
 
 __all__ = [
     "Adjustment",
     "AssistantMessage",
+    "AudioParam",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
@@ -38,6 +55,7 @@ __all__ = [
     "DeveloperMessage",
     "ErrorObject",
     "Function",
+    "FunctionCallOption",
     "FunctionDefinition",
     "FunctionTool",
     "ImageURL",
@@ -48,15 +66,20 @@ __all__ = [
     "Message",
     "Model",
     "ModelList",
+    "ModerationParam",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
     "ParsedChatCompletion",
     "ParsedChatCompletionMessage",
     "ParsedChoice",
+    "PredictionParam",
+    "PromptCacheOptions",
     "PromptTokensDetails",
+    "ReasoningEffort",
     "ResponseFormatJSONObject",
     "ResponseFormatJSONSchema",
     "ResponseFormatText",
+    "ServiceTier",
     "StreamOptions",
     "SystemMessage",
     "TextPart",
@@ -66,6 +89,11 @@ __all__ = [
     "UNSET",
     "Usage",
     "UserMessage",
+    "Verbosity",
+    "VoiceID",
+    "WebSearchLocation",
+    "WebSearchOptions",
+    "WebSearchUserLocation",
 ]
 
 
@@ -74,7 +102,116 @@ class _Request(Struct, kw_only=True, omit_defaults=True):
 
 
 class _Response(Struct, kw_only=True, gc=False):
-    """Base of the response-side Structs (unknown fields are ignored by msgspec)."""
+    """Base of the response-side Structs (unknown fields are ignored by msgspec).
+
+    Each has ``to_dict()`` / ``to_json()`` as in the openai package, and ``model_dump()`` /
+    ``model_dump_json()`` with pydantic's defaults, so code written for either runs as is.
+    What the server sent is read from its JSON where it was kept (``raw_json``), else from
+    the values: then a field whose default is ``None`` counts as not sent when it is ``None``,
+    and every other field as sent. Fields the SDK fills in (``request_id``, ``adjustments``,
+    the response ``headers``) are not part of the output.
+    """
+
+    _sdk_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(
+        self,
+        *,
+        mode: Literal["json", "python"] = "python",
+        use_api_names: bool = True,
+        exclude_unset: bool = True,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> dict[str, Any]:
+        """This object as a dict, as the server sent it: ``json.dumps()`` takes it as is.
+
+        Args:
+            mode: ``"json"`` turns any value JSON lacks (a ``datetime`` in a parsed answer)
+                into its JSON form; ``"python"`` keeps it.
+            use_api_names: Keys as the API names them (they are the field names here).
+            exclude_unset: Leave out fields the server did not send (default ``True``).
+            exclude_defaults: Leave out fields equal to their default.
+            exclude_none: Leave out every field that is ``None``.
+        """
+        return _dump.dump(
+            self,
+            mode=mode,
+            by_alias=use_api_names,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
+
+    def to_json(
+        self,
+        *,
+        indent: int | None = 2,
+        use_api_names: bool = True,
+        exclude_unset: bool = True,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> str:
+        """This object as JSON text, indented by ``indent`` spaces (``None``: compact).
+
+        The other arguments are ``to_dict()``'s.
+        """
+        return _dump.dump_json(
+            self,
+            indent=indent,
+            by_alias=use_api_names,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
+
+    def model_dump(
+        self,
+        *,
+        mode: Literal["json", "python"] = "python",
+        include: Collection[str] | None = None,
+        exclude: Collection[str] | None = None,
+        by_alias: bool = False,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> dict[str, Any]:
+        """pydantic's name for ``to_dict()``, with pydantic's defaults (every field included).
+
+        ``include`` / ``exclude`` take sets of top-level field names.
+        """
+        return _dump.dump(
+            self,
+            mode=mode,
+            by_alias=by_alias,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+            include=include,
+            exclude=exclude,
+        )
+
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        include: Collection[str] | None = None,
+        exclude: Collection[str] | None = None,
+        by_alias: bool = False,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> str:
+        """pydantic's name for ``to_json()``, with pydantic's defaults (compact, every field)."""
+        return _dump.dump_json(
+            self,
+            indent=indent,
+            by_alias=by_alias,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+            include=include,
+            exclude=exclude,
+        )
 
 
 # --------------------------------------------------------------------------- request content
@@ -302,6 +439,7 @@ class StreamOptions(_Request):
     """``stream_options``: ``include_usage`` asks for a last chunk carrying ``usage``."""
 
     include_usage: bool | UnsetType = UNSET
+    include_obfuscation: bool | UnsetType = UNSET
 
 
 # --------------------------------------------------------------------------- responses
@@ -446,11 +584,17 @@ class Adjustment(Struct, frozen=True, kw_only=True):
         return self.message
 
 
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 class ChatCompletion(_Response, dict=True, gc=True):
     """A chat completion: the answer to ``create()``, or ``final()`` of a stream.
 
-    Besides the fields named here, ``raw_json`` and ``extra`` reach everything the server sent.
+    Besides the fields named here, ``raw_json`` and ``extra`` reach everything the server sent;
+    ``headers`` are the response's (both outside the fields, so never serialised).
     """
+
+    _sdk_fields: ClassVar[frozenset[str]] = frozenset({"request_id", "adjustments"})
 
     id: str = ""
     object: str = "chat.completion"
@@ -485,6 +629,20 @@ class ChatCompletion(_Response, dict=True, gc=True):
         ``{"provider": "OpenAI", "usage": {"cost": 0.0002}, "choices": [{"native_finish_reason":
         "stop"}]}``. A list keeps one entry per element (``{}`` where an element has none)."""
         return extra_fields(self._raw_json, type(self))
+
+    @property
+    def _request_id(self) -> str | None:
+        """``request_id`` under the openai package's name for it (public there too)."""
+        return self.request_id
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The HTTP response headers of the answer (rate limits, processing time, ...), names
+        matched without regard to case. Not a field: never serialised. Empty for a completion
+        that was not read from a response (built, decoded by hand or assembled from a stream,
+        whose ``headers`` are the stream's)."""
+        headers: Mapping[str, str] = vars(self).get("_headers", _NO_HEADERS)
+        return headers
 
 
 ParsedT = TypeVar("ParsedT")

@@ -12,10 +12,14 @@ from aiocometapi import (
     Adjustment,
     AsyncCometAPI,
     AsyncStream,
+    CometAPI,
     FanOutResult,
     ParsedAsyncStream,
+    ParsedStream,
     PoolState,
+    RawResponse,
     RetryPolicy,
+    Stream,
     TextDelta,
     Timeout,
     ToolRun,
@@ -193,3 +197,108 @@ async def check_usage(client: AsyncCometAPI, completion: ChatCompletion) -> None
     async for result in results:
         assert_type(result, FanOutResult)
     AsyncCometAPI(prices={"gpt-5.4-mini": {"input": 0.2, "cached_input": 0.02, "output": 0.8}})
+async def check_openai_shapes(client: AsyncCometAPI) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    completion = await client.chat.completions.create(
+        model="gpt-5.4-mini",
+        messages=messages,
+        store=True,
+        metadata={"k": "v"},
+        verbosity="low",
+        modalities=["text", "audio"],
+        audio={"voice": "alloy", "format": "wav"},
+        prediction={"type": "content", "content": "x"},
+        web_search_options={"search_context_size": "low"},
+        prompt_cache_key="k",
+        safety_identifier="s",
+        service_tier="flex",
+        reasoning_effort="xhigh",
+    )
+    await client.chat.completions.create(
+        model="m", messages=messages, verbosity="loud"  # type: ignore[call-overload]
+    )
+    assert_type(completion.to_dict(), dict[str, Any])
+    assert_type(completion.to_json(indent=None), str)
+    assert_type(completion.model_dump(exclude_none=True), dict[str, Any])
+    assert_type(completion.model_dump_json(), str)
+    assert_type(completion._request_id, str | None)
+    assert_type(completion.choices[0].message.to_dict(mode="json"), dict[str, Any])
+    async for model in client.models.list():
+        assert_type(model, Model)
+    assert_type((await client.models.list()).data, list[Model])
+
+
+def check_sync_client(client: CometAPI, flag: bool) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    assert_type(client.chat.completions.create(model="m", messages=messages), ChatCompletion)
+    stream = client.chat.completions.create(model="m", messages=messages, stream=True)
+    assert_type(stream, Stream[ChatCompletionChunk])
+    with stream:
+        for chunk in stream:
+            assert_type(chunk, ChatCompletionChunk)
+        for text in stream.text():
+            assert_type(text, str)
+        assert_type(stream.final(), ChatCompletion)
+        assert_type(stream.request_id, str | None)
+    either = client.chat.completions.create(model="m", messages=messages, stream=flag)
+    assert_type(either, ChatCompletion | Stream[ChatCompletionChunk])
+    client.chat.completions.create(
+        model="m", messages=messages, verbosity="low", timeout=Timeout(total=5), max_retries=0
+    )
+    client.chat.completions.create(model="m", messages=messages, temprature=1)  # type: ignore[call-overload]
+    parsed = client.chat.completions.parse(model="m", messages=messages, response_format=Answer)
+    assert_type(parsed, ParsedChatCompletion[Answer])
+    parsed_stream = client.chat.completions.parse(
+        model="m", messages=messages, response_format=Answer, stream=True
+    )
+    assert_type(parsed_stream, ParsedStream[Answer])
+    assert_type(parsed_stream.final().choices[0].message.parsed, Answer | None)
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert_type(
+        client.chat.completions.run_tools(model="m", messages=messages, tools=[add]), ToolRun
+    )
+    for event in client.chat.completions.run_tools_stream(
+        model="m", messages=messages, tools=[add]
+    ):
+        assert_type(event, ToolRunEvent)
+    with client.chat.completions.fan_out([{"model": "m", "messages": messages}]) as results:
+        for result in results:
+            assert_type(result, FanOutResult)
+    assert_type(client.models.list(), ModelList)
+    assert_type(client.models.retrieve("m"), Model)
+    assert_type(client.with_options(timeout=3, max_retries=1), CometAPI)
+    with CometAPI() as other:
+        assert_type(other, CometAPI)
+    client.close()
+
+
+async def check_raw_and_settings(client: AsyncCometAPI, sync: CometAPI) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    raw = await client.chat.completions.with_raw_response.create(model="m", messages=messages)
+    assert_type(raw, RawResponse[ChatCompletion])
+    assert_type(raw.parse(), ChatCompletion)
+    assert_type(raw.status_code, int)
+    assert_type(raw.request_id, str | None)
+    raw_stream = await client.chat.completions.with_raw_response.create(
+        model="m", messages=messages, stream=True
+    )
+    assert_type(raw_stream.parse(), AsyncStream[ChatCompletionChunk])
+    raw_parsed = await client.chat.completions.with_raw_response.parse(
+        model="m", messages=messages, response_format=Answer
+    )
+    assert_type(raw_parsed.parse(), ParsedChatCompletion[Answer])
+    assert_type((await client.models.with_raw_response.list()).parse(), ModelList)
+    assert_type((await client.models.with_raw_response.retrieve("m")).parse(), Model)
+    assert_type(raw.parse().headers.get("x-request-id"), str | None)
+    assert_type(client.api_key, str)
+    assert_type(client.with_options(api_key="k", base_url="https://x/v1"), AsyncCometAPI)
+    await client.close()
+    sync_raw = sync.chat.completions.with_raw_response.create(
+        model="m", messages=messages, stream=True
+    )
+    assert_type(sync_raw.parse(), Stream[ChatCompletionChunk])
+    assert_type(sync.models.with_raw_response.list().parse(), ModelList)
+    assert_type(sync.with_options(api_key="k"), CometAPI)

@@ -15,7 +15,7 @@ DESIGN_NAMES = {
         "APIStatusError", "BadRequestError", "AuthenticationError", "PermissionDeniedError",
         "NotFoundError", "ConflictError", "UnprocessableEntityError", "RateLimitError",
         "InternalServerError", "APIResponseValidationError", "StreamError",
-        "IncompleteStreamError", "CompatibilityWarning",
+        "IncompleteStreamError", "CompatibilityWarning", "CometAPI",
     ],
     "aiocometapi.sse": ["SSEDecoder", "ServerSentEvent"],
     "aiocometapi.types": [

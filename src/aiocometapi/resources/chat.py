@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    Awaitable,
     Callable,
     Iterable,
     Mapping,
     Sequence,
 )
-from typing import Any, Literal, TypedDict, TypeVar, overload
+from typing import Any, Literal, Protocol, TypedDict, TypeVar, cast, overload
 
 import msgspec
 
@@ -19,18 +21,32 @@ from .._budget import Budget
 from .._compat import check, streams_usage
 from .._config import CALL_OPTIONS, CallOptions
 from .._fanout import FanOutResult, fan_out
+from .._params import (
+    AudioParam,
+    FunctionCallOption,
+    ModerationParam,
+    PredictionParam,
+    PromptCacheOptions,
+    ReasoningEffort,
+    ServiceTier,
+    Verbosity,
+    WebSearchOptions,
+)
 from .._parsed_stream import ParsedAsyncStream
 from .._raw import keep_raw_json
+from .._raw_response import RawResponse, keep_headers, raw_call
 from .._requester import Requester
 from .._streaming import AsyncStream
 from .._structured import parse_completion, response_format_for
 from .._tool_runner import ToolErrors, ToolRun, ToolRunEvent, run_tools, run_tools_stream
 from .._tools import Tool
 from ..types import (
+    Adjustment,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
     CustomTool,
+    FunctionDefinition,
     FunctionTool,
     Message,
     NamedToolChoice,
@@ -53,35 +69,52 @@ __all__ = [
     "CompletionCreateParams",
     "CompletionParseParams",
     "Completions",
+    "CompletionsWithRawResponse",
     "RunToolsParams",
 ]
 
 
 class _RequestParams(TypedDict, total=False):
     """The body parameters besides ``response_format`` and ``tools``, which parse() and
-    run_tools() take in another form."""
+    run_tools() take in another form. Every parameter of OpenAI's chat-completions reference
+    (as openai-python's ``completion_create_params.py`` lists it) has a name here."""
 
     model: Required[str]
     messages: Required[Sequence[Message]]
-    temperature: float
-    top_p: float
-    n: int
-    stop: str | list[str]
-    max_tokens: int
-    max_completion_tokens: int
-    presence_penalty: float
+    audio: AudioParam
     frequency_penalty: float
+    function_call: Literal["none", "auto"] | FunctionCallOption
+    """Deprecated by OpenAI in favour of ``tool_choice``."""
+    functions: Sequence[FunctionDefinition | dict[str, Any]]
+    """Deprecated by OpenAI in favour of ``tools``."""
     logit_bias: dict[str, int]
-    user: str
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | dict[str, Any]
-    parallel_tool_calls: bool
     logprobs: bool
-    top_logprobs: int
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | str
-    seed: int
-    service_tier: str
-    stream_options: StreamOptions | dict[str, Any]
+    max_completion_tokens: int
+    max_tokens: int
     metadata: dict[str, str]
+    modalities: Sequence[Literal["text", "audio"]]
+    moderation: ModerationParam
+    n: int
+    parallel_tool_calls: bool
+    prediction: PredictionParam
+    presence_penalty: float
+    prompt_cache_key: str
+    prompt_cache_options: PromptCacheOptions
+    prompt_cache_retention: Literal["in_memory", "24h"]
+    reasoning_effort: ReasoningEffort | str
+    safety_identifier: str
+    seed: int
+    service_tier: ServiceTier | str
+    stop: str | list[str]
+    store: bool
+    stream_options: StreamOptions | dict[str, Any]
+    temperature: float
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | dict[str, Any]
+    top_logprobs: int
+    top_p: float
+    user: str
+    verbosity: Verbosity
+    web_search_options: WebSearchOptions
 
 
 class _ResponseFormatParam(TypedDict, total=False):
@@ -130,7 +163,7 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
     """
     unknown = params.keys() - _ALL_KEYS
     if unknown:
-        raise TypeError(f"create() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        raise _unknown_parameters(sorted(unknown))
     model = params.get("model")
     messages = params.get("messages")
     if model is None or messages is None:
@@ -160,6 +193,27 @@ def encode_body(params: Mapping[str, Any], *, stream: bool) -> bytes:
         return _encoder.encode(body)
     except (TypeError, msgspec.EncodeError) as exc:
         raise TypeError(f"create() parameters cannot be encoded as JSON: {exc}") from exc
+
+
+def _unknown_parameters(names: list[str]) -> TypeError:
+    """The error for parameters OpenAI's chat-completions reference does not have."""
+    many = len(names) > 1
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, _ALL_KEYS | {"stream"}, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{name!r}: did you mean {close[0]!r}?" if many else
+                         f"did you mean {close[0]!r}?")
+    what = (
+        f"unexpected keyword arguments {', '.join(map(repr, names))}"
+        if many else f"an unexpected keyword argument {names[0]!r}"
+    )
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    extra = ", ".join(f"{name!r}: ..." for name in names)
+    return TypeError(
+        f"create() got {what}{hint}: not in OpenAI's chat-completions reference. A provider's "
+        f"own parameters go in extra_body: create(..., extra_body={{{extra}}})."
+    )
 
 
 def estimate_tokens(body: bytes, params: Mapping[str, Any]) -> int:
@@ -236,6 +290,14 @@ class Completions:
         mode = params.get("compat", requester.compat)
         if mode != "off":
             sent, adjustments = check(params, mode)
+        result, _, _ = await self._send(sent, adjustments, stream=stream)
+        return result
+
+    async def _send(
+        self, sent: Mapping[str, Any], adjustments: list[Adjustment] | None, *, stream: bool
+    ) -> tuple[ChatCompletion | AsyncStream[ChatCompletionChunk], int, Mapping[str, str]]:
+        """Send checked parameters; the result with the answer's status and headers."""
+        requester = self._requester
         model = sent.get("model")
         # A stream asks for its usage, so that the meter and budgets see its tokens.
         asks_usage = isinstance(model, str) and streams_usage(model)
@@ -251,7 +313,8 @@ class Completions:
                 call=call,
             )
             chunks.adjustments = adjustments
-            return chunks
+            # A stream is returned for a 2xx answer only, and keeps its headers, not its status.
+            return chunks, 200, chunks.headers
         answer = await requester.request(
             "POST",
             _PATH,
@@ -264,12 +327,20 @@ class Completions:
         )
         completion = answer.value
         completion.request_id = answer.request_id
+        keep_headers(completion, answer.headers)
         keep_raw_json(completion, answer.body)
         if adjustments is not None:
             completion.adjustments = adjustments
         if call is not None:
             call.on_answer(completion)
-        return completion
+        return completion, answer.status, answer.headers
+
+    @property
+    def with_raw_response(self) -> CompletionsWithRawResponse:
+        """``create`` and ``parse`` returning a ``RawResponse``: the answer's ``headers``,
+        ``status_code``, ``request_id``, ``elapsed`` and ``retries_taken``, and ``parse()``
+        for the result, as with the openai package."""
+        return CompletionsWithRawResponse(self._requester, self._send)
 
     @overload
     async def parse(
@@ -324,7 +395,9 @@ class Completions:
             chunks = await self.create(stream=True, response_format=request_format, **params)
             return ParsedAsyncStream(chunks, response_format)
         completion = await self.create(response_format=request_format, **params)
-        return parse_completion(completion, response_format)
+        parsed = parse_completion(completion, response_format)
+        keep_headers(parsed, completion.headers)
+        return parsed
 
     async def run_tools(
         self,
@@ -472,6 +545,71 @@ class Completions:
             stop_on_systemic_failure=stop_on_systemic_failure,
             budget=budget,
         )
+
+
+class _Send(Protocol):
+    """``Completions._send``, handed to the raw-response methods."""
+
+    def __call__(
+        self, sent: Mapping[str, Any], adjustments: list[Adjustment] | None, *, stream: bool
+    ) -> Awaitable[
+        tuple[ChatCompletion | AsyncStream[ChatCompletionChunk], int, Mapping[str, str]]
+    ]: ...
+
+
+class CompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``: ``create`` and ``parse`` returning a
+    ``RawResponse`` (``headers``, ``status_code``, ``request_id``, ``elapsed``,
+    ``retries_taken``) whose ``parse()`` gives what the plain method returns."""
+
+    def __init__(self, requester: Requester, send: _Send) -> None:
+        self._requester = requester
+        self._send = send
+
+    @overload
+    async def create(
+        self, *, stream: Literal[False] = False, **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[ChatCompletion]: ...
+    @overload
+    async def create(
+        self, *, stream: Literal[True], **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[AsyncStream[ChatCompletionChunk]]: ...
+    @overload
+    async def create(
+        self, *, stream: bool, **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[ChatCompletion] | RawResponse[AsyncStream[ChatCompletionChunk]]: ...
+    async def create(
+        self, *, stream: bool = False, **params: Unpack[CompletionCreateParams]
+    ) -> RawResponse[ChatCompletion] | RawResponse[AsyncStream[ChatCompletionChunk]]:
+        """``create()`` (see there), its result behind ``RawResponse.parse()``."""
+        self._requester.ensure_open()
+        sent: Mapping[str, Any] = params
+        adjustments = None
+        mode = params.get("compat", self._requester.compat)
+        if mode != "off":
+            sent, adjustments = check(params, mode)
+        raw = await raw_call(lambda: self._send(sent, adjustments, stream=stream))
+        return cast(
+            "RawResponse[ChatCompletion] | RawResponse[AsyncStream[ChatCompletionChunk]]", raw
+        )
+
+    async def parse(
+        self, *, response_format: type[T], **params: Unpack[CompletionParseParams]
+    ) -> RawResponse[ParsedChatCompletion[T]]:
+        """``parse()`` (see there; not streamed), its result behind ``RawResponse.parse()``."""
+        self._requester.ensure_open()
+        request_format = response_format_for(response_format)
+        sent: Mapping[str, Any] = {**params, "response_format": request_format}
+        adjustments = None
+        mode = params.get("compat", self._requester.compat)
+        if mode != "off":
+            sent, adjustments = check(sent, mode)
+        raw = await raw_call(lambda: self._send(sent, adjustments, stream=False))
+        completion = raw.parse()
+        assert isinstance(completion, ChatCompletion)
+        parsed = parse_completion(completion, response_format)
+        keep_headers(parsed, raw.headers)
+        return raw.with_value(parsed)
 
 
 class Chat:
