@@ -94,7 +94,9 @@ async def test_without_the_sent_json_none_is_unset(
 ) -> None:
     """For an answer assembled from a stream (no JSON of its own), a None field counts as not
     sent, and every other field as sent."""
-    stream = await client.chat.completions.create(model=MODEL, messages=[user("hi")], stream=True)
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=[user("hi")], stream=True, stream_options={"include_usage": False}
+    )
     async with stream:
         completion = await stream.final()
     assert completion.raw_json is None

@@ -277,3 +277,28 @@ def test_called_from_inside_a_running_loop(client: CometAPI) -> None:
         return completion.choices[0].message.content, text
 
     assert asyncio.run(cell()) == ("Echo: cell", "Echo: streamed")
+
+
+def test_usage_meter_and_budget_from_the_sync_client(threaded_server: MockServer) -> None:
+    """The sync client meters its calls (cost from its prices) and its fan-out stops at a
+    token budget, as the async client does."""
+    from aiocometapi import BudgetExceededError
+
+    prices = {MODEL: {"input": 1.0, "output": 2.0}}
+    with CometAPI(FAKE_KEY, base_url=threaded_server.url, prices=prices) as client:
+        completion = client.chat.completions.create(model=MODEL, messages=[user("hi")])
+        assert completion.usage is not None
+        figures = client.usage.snapshot().by_model[MODEL]
+        assert (figures.requests, figures.answered) == (1, 1)
+        assert figures.total_tokens == completion.usage.total_tokens
+        assert figures.cost is not None and figures.cost > 0
+        assert client.with_options(timeout=5).usage is client.usage
+        requests = ({"model": MODEL, "messages": [user(f"question {i}")], "max_tokens": 20}
+                    for i in range(40))
+        answered = 0
+        with pytest.raises(BudgetExceededError) as stop:
+            for result in client.chat.completions.fan_out(
+                requests, concurrency=4, max_tokens_total=100
+            ):
+                answered += result.completion is not None
+        assert 0 < answered == stop.value.taken < 40
