@@ -361,10 +361,12 @@ async def test_no_key_in_the_chained_error_of_a_malformed_answer(answer: str, st
 PROXY_ANSWERS = {
     "407": (
         b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+        b"",
         "The proxy refused the connection: 407 Proxy Authentication Required",
     ),
-    "tunnel-not-tls": (
-        b"HTTP/1.1 200 Connection established\r\n\r\nthis is not TLS\r\n\r\n",
+    "tunnel-to-plain-http": (
+        b"HTTP/1.1 200 Connection established\r\n\r\n",
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
         "Could not connect to api.example.com:443",
     ),
 }
@@ -377,13 +379,16 @@ async def test_no_proxy_password_in_a_proxy_error(
     answer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A proxy that refuses or breaks the tunnel gives an error showing no proxy password."""
-    reply, says = PROXY_ANSWERS[answer]
+    reply, then, says = PROXY_ANSWERS[answer]
     password = "proxy-PASSWORD-" + secrets.token_hex(8)
     encoded = base64.b64encode(f"user:{password}".encode()).decode()
 
     async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(reply)
+        if then:  # what answers the client's TLS hello through the tunnel
+            await reader.read(1)
+            writer.write(then)
         await writer.drain()
         writer.close()
 
