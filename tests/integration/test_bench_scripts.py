@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.benchmarks
 
-BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 CLIENTS = ["aiocometapi", "floor"]
 QUICK_CONCURRENCY_FANOUT = 25  # bench_requests.py --quick: case (f) at concurrency 25
 
