@@ -72,11 +72,3 @@ def threaded_server() -> Iterator[MockServer]:
 
 def user(text: str) -> dict[str, str]:
     return {"role": "user", "content": text}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "benchmarks: runs a benchmarks/ script end to end in a tiny configuration "
-        "(deselect with -m 'not benchmarks')",
-    )
