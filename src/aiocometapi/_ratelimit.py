@@ -195,11 +195,13 @@ class RateController:
         self.in_flight += 1
 
     def _take_over(self) -> None:
-        """The budget is gone: pace locally, from the budget's pace if nothing better is known."""
-        assert self._budget is not None
-        pace, self._budget = self._budget.pace, None
-        if self._rate == math.inf and pace < math.inf:
-            self._rate = pace
+        """The budget is gone: pace locally, from the budget's pace if nothing better is known.
+
+        Every request waiting on the budget when it went comes here; the first one decides.
+        """
+        budget, self._budget = self._budget, None
+        if budget is not None and self._rate == math.inf and budget.pace < math.inf:
+            self._rate = budget.pace
 
     async def _wait_for_room(self) -> None:
         event = anyio.Event()

@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help="send again the lines whose answers in OUTPUT failed, replacing those answers",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    batch.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="answer the lines on a Ray cluster (default: $RAY_ADDRESS, else a local Ray; "
+        "needs aiocometapi[ray]); -c is then per worker",
+    )
     connection_flags(batch)
 
     server = commands.add_parser("mock-server", help="serve the local mock API")
@@ -178,6 +183,22 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        try:
+            from .ray._batch import main as ray_main
+        except ImportError as exc:
+            sys.stderr.write(
+                f"aiocometapi batch: error: --ray needs the ray extra ({exc}): "
+                "pip install 'aiocometapi[ray]'\n"
+            )
+            return 2
+        return ray_main(
+            args.input, args.output, address=args.ray or None, mock=args.mock,
+            progress=not args.quiet, base_url=args.base_url, timeout=args.timeout,
+            max_retries=args.max_retries, requests_per_minute=args.rpm,
+            tokens_per_minute=args.tpm, concurrency=args.concurrency, strict=args.strict,
+            default_model=args.model, retry_failed=args.retry_failed,
+        )
     from ._batch import main as batch_main
 
     return batch_main(

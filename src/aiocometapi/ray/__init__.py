@@ -44,6 +44,7 @@ reads ``COMETAPI_KEY`` from its own environment. Export it where ``ray start`` r
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -52,6 +53,7 @@ import ray.data
 
 from ._budget import ACTOR_PREFIX, start_coordinator
 from ._columns import ANSWER_COLUMNS, field_columns
+from ._types import portable
 from ._worker import RequestSource, Spec, Worker
 
 __all__ = ["ACTOR_PREFIX", "chat_completions"]
@@ -110,16 +112,26 @@ def _plan(
         "max_concurrency": DEFAULT_TASKS_PER_WORKER,
         **(ray_remote_args or {}),
     }
+    # Newer Ray takes as named parameters what older Ray took in **ray_remote_args only.
+    strategy: dict[str, Any] = {"size": workers}
+    if "max_concurrent_calls_per_actor" in _parameters(ray.data.ActorPoolStrategy):
+        strategy["max_concurrent_calls_per_actor"] = remote_args.pop("max_concurrency")
+    named = _parameters(ray.data.Dataset.map_batches)
     planned = dataset.map_batches(
         worker_class,
         fn_constructor_kwargs={"spec": spec},
         batch_size=batch_size or concurrency,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        compute=ray.data.ActorPoolStrategy(**strategy),
         zero_copy_batch=True,
-        **remote_args,
+        **{key: value for key, value in remote_args.items() if key in named},
+        **{key: value for key, value in remote_args.items() if key not in named},
     )
     return planned, coordinator
+
+
+def _parameters(function: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
 
 
 def chat_completions(
@@ -194,7 +206,7 @@ def chat_completions(
             "base_url": base_url or os.environ.get("COMETAPI_BASE_URL") or None,
             "max_retries": max_retries,
             "timeout": timeout,
-            "response_format": response_format,
+            "response_format": None if response_format is None else portable(response_format),
             "on_error": on_error,
         },
         workers=workers,

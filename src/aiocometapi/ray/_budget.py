@@ -141,7 +141,8 @@ class ClusterBudget:
                 return True
             self._lease_soon()
             refill = self._refill
-            assert refill is not None
+            if refill is None or not self.alive:
+                break
             await asyncio.shield(refill)
         return False
 
@@ -191,6 +192,13 @@ class ClusterBudget:
                 self._call(refusal)
         elif status is not None and status < 400:
             self._succeeded += 1
+
+    async def aclose(self) -> None:
+        """Stop watching the coordinator and wait for the calls still out (for a clean exit)."""
+        tasks = [t for t in (self._watching, self._refill, *self._reports) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ----------------------------------------------------------------------- the actor
 

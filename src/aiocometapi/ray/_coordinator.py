@@ -214,6 +214,7 @@ class Coordinator:
         return {
             "rate": self._rate,
             "active": self._active(now),
+            "workers": len(self._workers),
             "epoch": self._epoch,
             "leases": self.leases,
             "granted": self.granted,

@@ -24,6 +24,7 @@ from .._exceptions import ConfigurationError
 from ..types import ChatCompletion, ParsedChatCompletion
 from ._budget import ClusterBudget
 from ._columns import ANSWER_COLUMNS, answer_values, error_row, field_columns
+from ._types import rebuild
 
 __all__ = ["RequestSource", "Spec", "Worker"]
 
@@ -50,6 +51,7 @@ class Spec:
     max_retries: int | None
     timeout: float | None
     response_format: Any
+    """A recipe of the ``response_format`` type (see ``_types``), or None."""
     on_error: Literal["row", "raise"]
     coordinator: Any
     """The coordinator actor's handle, or None for independent clients."""
@@ -73,9 +75,8 @@ class Worker:
         self._client: AsyncCometAPI | None = None
         self._gate: asyncio.Semaphore | None = None
         self._warned: set[tuple[str, str]] = set()
-        self._fields = (
-            field_columns(spec.response_format, ()) if spec.response_format is not None else []
-        )
+        self._format = None if spec.response_format is None else rebuild(spec.response_format)
+        self._fields = field_columns(self._format, ()) if self._format is not None else []
 
     # ----------------------------------------------------------------------- the client
 
@@ -158,9 +159,9 @@ class Worker:
         async def one(index: int, params: dict[str, Any]) -> None:
             async with gate:
                 try:
-                    if spec.response_format is not None:
+                    if self._format is not None:
                         results[index] = await client.chat.completions.parse(
-                            response_format=spec.response_format, **params
+                            response_format=self._format, **params
                         )
                     else:
                         results[index] = await client.chat.completions.create(**params)
