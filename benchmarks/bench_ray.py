@@ -263,6 +263,12 @@ def versions() -> str:
     )
 
 
+def _share(part: int, whole: int) -> str:
+    """A percentage that shows 100% only when it is."""
+    share = part / whole if whole else 0.0
+    return f"{share:.0%}" if part == whole else f"{min(share, 0.9999):.2%}"
+
+
 def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     lines = [
         f"### {args.rows:,} rows, {args.workers} Ray workers x concurrency {args.concurrency}, "
@@ -278,7 +284,7 @@ def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         refused = int(o.server.get("rate_limited", 0))
         per_row = f"{refused / o.answered:.3f}" if o.answered else "-"
         lines.append(
-            f"| {o.name} | {o.answered:,} ({o.answered / args.rows:.1%}) | {goodput:.0%} | "
+            f"| {o.name} | {o.answered:,} ({_share(o.answered, args.rows)}) | {goodput:.0%} | "
             f"{refused:,} | {per_row} | {o.span:.1f} | {o.wall:.1f} | {o.stopped_by or '-'} |"
         )
     ours = next((o for o in outcomes if o.name == "aiocometapi"), None)
@@ -288,7 +294,7 @@ def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         per_row = ours.server.get("rate_limited", 0) / max(1, ours.answered)
         lines += [
             "",
-            f"- aiocometapi rows answered: **{ours.answered / args.rows:.1%}** (target 100%: "
+            f"- aiocometapi rows answered: **{_share(ours.answered, args.rows)}** (target 100%: "
             f"{'met' if ours.answered == args.rows else 'MISSED'})",
             f"- aiocometapi goodput: **{goodput:.0%}** (target >= 90%: "
             f"{'met' if goodput >= 0.9 else 'MISSED'})",

@@ -15,13 +15,18 @@ requests/min and tokens/min budgets) lives once, in a named actor ``aiocometapi-
 (``_coordinator.Coordinator``), and each worker's controller is given a ``ClusterBudget``
 (``_budget``) through ``RateController.share``:
 
-- **Permits leased in blocks.** A worker asks the actor for about half a second of its share
-  (the rate over the active workers) and spends the permits locally, paced; it asks for the next
-  block when half is spent. The actor is thus called a few times a second per worker, never per
-  request, and a clock of promised starts keeps the sum of the shares under the rate.
+- **Permits leased in blocks.** The actor places blocks of permits on one clock of promised
+  starts paced at the cluster's rate (about a tenth of a second each) and hands them to the
+  workers that ask; a worker spends them locally, each in its time slot, and asks for the next
+  block when half of what it holds is taken. The actor is thus called a few times a second per
+  worker, never per request, the cluster's starts never run ahead of the rate, and a worker
+  with no work left leaves its part to the others.
 - **Congestion heard at once.** A 429 pauses its worker at once and is sent to the actor, which
-  pauses everyone, sets the rate from the admitted counts the workers report, and wakes the
-  long-polled ``watch`` of every worker: they drop the permits they hold and lease anew.
+  pauses everyone for the server's ``Retry-After``, cuts the rate (once per congestion event,
+  at most by half) to what the server admitted over the last second (the starts it placed
+  minus the 429s it heard; the first time, the workers' own counts), and wakes the long-polled
+  ``watch`` of every worker: they drop the permits they hold and lease anew. Successes then
+  add back a little rate, so the cluster settles at the server's capacity.
 - **No single point of failure.** If any call to the actor fails (it died), the worker's
   budget is gone for good and its controller goes on alone from the last pace it was given,
   with ``requests_per_minute / workers`` and ``tokens_per_minute / workers`` as its own

@@ -1,13 +1,15 @@
 """The shared rate budget on Ray: the named coordinator actor, and each worker's side of it.
 
 A worker's ``ClusterBudget`` plugs into its client's rate controller (``RateController.share``)
-and admits requests from permits it leases from the coordinator in blocks (about half a second
-of its share at a time, the next block asked for when half of the current one is spent), so the
-actor is never on a request's path. A 429 pauses the worker at once and is told to the
-coordinator; a long-polled ``watch`` tells every other worker within a round trip, and they
-drop the permits they hold. Should any call to the coordinator fail (the actor died), the
-budget is gone for good: its waiters are let go and the controller admits locally from then on.
-"""
+and admits requests from permits it leases from the coordinator in blocks (about a tenth of a
+second of the cluster's rate each, every permit with its own time slot; the next block is asked
+for when half of what it holds is taken), so the actor is never on a request's path. A slot not
+used while due is dropped rather than saved up, so a worker never bursts above the pace.
+
+A 429 pauses the worker at once and is told to the coordinator; a long-polled ``watch`` tells
+every other worker within a round trip, and they drop the permits they hold. Should any call to
+the coordinator fail (the actor died), the budget is gone for good: its waiters are let go and
+the controller admits locally from then on."""
 
 from __future__ import annotations
 

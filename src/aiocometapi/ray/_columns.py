@@ -16,7 +16,9 @@ import pyarrow as pa
 from .._exceptions import APIStatusError, CometAPIError
 from ..types import ChatCompletion
 
-__all__ = ["ANSWER_COLUMNS", "Column", "answer_values", "error_value", "field_columns"]
+__all__ = [
+    "ANSWER_COLUMNS", "Column", "answer_values", "error_row", "error_value", "field_columns",
+]
 
 _TOOL_CALL = pa.struct([
     ("id", pa.string()),
