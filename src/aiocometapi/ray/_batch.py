@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ from .._batch_files import BatchError, _answer_line, _input_lines, _Malformed, _
 from .._batch_report import BatchSummary, _progress_text, _Reporter, _summary_text
 from .._fanout import FanOutResult
 from ..types import ChatCompletion
-from . import _plan
+from . import DEFAULT_TASKS_PER_WORKER, _plan
 from ._worker import Worker
 
 __all__ = ["answer_on_ray", "main", "run_batch"]
@@ -112,7 +113,9 @@ def answer_on_ray(
         requests_per_minute=requests_per_minute,
         tokens_per_minute=tokens_per_minute,
         shared_budget=True,
-        batch_size=None,
+        # Small batches: the answers reach the output file (and a stopped run keeps them)
+        # as each batch ends, while a worker's batches together still fill its concurrency.
+        batch_size=max(1, concurrency // DEFAULT_TASKS_PER_WORKER),
         ray_remote_args=ray_remote_args,
         worker_class=_BatchWorker,
     )
@@ -226,15 +229,17 @@ def run_batch(
             default_model=default_model,
         )
         if pending:
-            state = answer_on_ray(
-                pending, write, workers=workers, concurrency=concurrency,
-                requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,
-                base_url=base_url, timeout=timeout, max_retries=max_retries,
-            )
+            with _signals():
+                state = answer_on_ray(
+                    pending, write, workers=workers, concurrency=concurrency,
+                    requests_per_minute=requests_per_minute,
+                    tokens_per_minute=tokens_per_minute, base_url=base_url, timeout=timeout,
+                    max_retries=max_retries,
+                )
             summary.rate_limited = int(state.get("rate_limited", 0))
-    except KeyboardInterrupt:
-        summary.interrupted = "SIGINT"
-        reporter.warn("SIGINT: stopping; answers written so far are kept")
+    except _Stopped as stop:
+        summary.interrupted = stop.signal
+        reporter.warn(f"{stop.signal}: stopping; answers written so far are kept")
     except BatchError:
         raise
     except Exception as exc:
@@ -245,6 +250,32 @@ def run_batch(
         summary.elapsed = time.monotonic() - started
         reporter.line(_summary_text(summary))
     return summary
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM during a run: stop reading answers, keep those written."""
+
+    def __init__(self, signal: str) -> None:
+        super().__init__(signal)
+        self.signal = signal
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into ``_Stopped`` while answers are read (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame: object) -> None:
+        raise _Stopped(signal.Signals(number).name)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextlib.contextmanager
