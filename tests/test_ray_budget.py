@@ -114,6 +114,16 @@ def test_a_requests_per_minute_budget_paces_the_whole_cluster() -> None:
     assert second.delay == pytest.approx(0.1, abs=0.01)
 
 
+def test_a_tokens_per_minute_budget_paces_by_the_tokens_each_request_is_estimated_at() -> None:
+    """tokens_per_minute=60,000 with requests estimated at 100 tokens paces the cluster at
+    10 requests/s, and each lease takes its permits' tokens from the budget."""
+    coordinator = Coordinator(tokens_per_minute=60_000)
+    grant = coordinator.lease("a", 64, 100, Report(admitted=0))
+    assert grant.spacing == pytest.approx(0.1) and grant.permits == 1 and grant.tokens == 100
+    unknown = coordinator.lease("b", 64, 0, Report(admitted=0))  # no estimate: not paced
+    assert unknown.spacing == 0.0 and unknown.tokens == 0
+
+
 async def test_a_watch_returns_at_once_when_a_429_happens_anywhere() -> None:
     """Every worker watching hears of a congestion event as soon as the coordinator does."""
     coordinator = Coordinator()

@@ -44,8 +44,8 @@ class _RateActor:
             requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
         )
 
-    async def lease(self, worker: str, want: int, tokens: int, report: Report) -> Grant:
-        return self._coordinator.lease(worker, want, tokens, report)
+    async def lease(self, worker: str, want: int, estimate: int, report: Report) -> Grant:
+        return self._coordinator.lease(worker, want, estimate, report)
 
     async def refused(self, worker: str, admitted: int, retry_after: float | None) -> None:
         self._coordinator.refused(worker, admitted, retry_after)
@@ -97,7 +97,6 @@ class ClusterBudget:
         self._blocks: deque[_Slots] = deque()
         self._permits = 0
         """Permits held, over all blocks."""
-        self._tokens = 0
         self._paused_until = 0.0
         self._epoch = 0
         self._generation = 0
@@ -115,11 +114,13 @@ class ClusterBudget:
 
     @property
     def pace(self) -> float:
+        """The requests/s this worker would have alone (the rate over the active workers)."""
         return self._pace
 
     # ----------------------------------------------------------------------- Budget
 
     async def admit(self, tokens: int) -> bool:
+        """Wait for this request's slot; False once the coordinator is gone."""
         if self._watching is None and self.alive:
             self._watching = asyncio.ensure_future(self._watch())
         if tokens:
@@ -127,7 +128,6 @@ class ClusterBudget:
         while self.alive:
             slot = self._take()
             if slot is not None:
-                self._tokens -= tokens
                 if self._permits <= self._low:
                     self._lease_soon()
                 now = time.monotonic()
@@ -137,7 +137,6 @@ class ClusterBudget:
                     if self._generation != generation:
                         # A 429 meanwhile voided this slot with the others: queue anew rather
                         # than start together with every other waiter when the pause ends.
-                        self._tokens += tokens
                         continue
                 self._starts.append(time.monotonic())
                 return True
@@ -181,6 +180,7 @@ class ClusterBudget:
         tokens_estimated: int,
         tokens_used: int | None,
     ) -> None:
+        """Count an answer; a 429 pauses this worker, voids its slots and tells the actor."""
         if tokens_used is not None and tokens_estimated:
             self._tokens_back += tokens_estimated - tokens_used
         if status == 429:
@@ -212,9 +212,10 @@ class ClusterBudget:
         report = Report(self._admitted(), self._succeeded, self._tokens_back)
         self._succeeded = self._tokens_back = 0
         want = self._want
-        tokens = max(0, self._estimate * want - self._tokens)
         try:
-            grant: Grant = await self._coordinator.lease.remote(self._id, want, tokens, report)
+            grant: Grant = await self._coordinator.lease.remote(
+                self._id, want, self._estimate, report
+            )
         except Exception as exc:  # the actor is gone (or broken): go on without it
             self._gone(exc)
             return
@@ -225,7 +226,6 @@ class ClusterBudget:
             self._new_epoch(grant.epoch)
         self._blocks.append(_Slots(now + grant.delay, grant.permits, grant.spacing))
         self._permits += grant.permits
-        self._tokens += grant.tokens
         self._pace = grant.pace
         self._low = grant.permits // 2
 

@@ -47,6 +47,7 @@ class Grant:
 
     permits: int
     tokens: int
+    """Tokens taken from a tokens/min budget for them (the estimate times the permits)."""
     delay: float
     spacing: float
     """Seconds between two starts of this worker (0: no pacing)."""
@@ -138,8 +139,9 @@ class Coordinator:
 
     # ----------------------------------------------------------------------- the calls
 
-    def lease(self, worker: str, want: int, tokens: int, report: Report) -> Grant:
-        """Hand ``worker`` up to ``want`` permits (and ``tokens`` tokens) for its next starts."""
+    def lease(self, worker: str, want: int, estimate: int, report: Report) -> Grant:
+        """Hand ``worker`` up to ``want`` permits for its next starts, each request estimated
+        at ``estimate`` tokens (0: unknown)."""
         now = time.monotonic()
         self._heard(worker, report.admitted, now)
         self.leases += 1
@@ -148,6 +150,9 @@ class Coordinator:
         if self._tokens is not None and report.tokens_back:
             self._tokens.give_back(report.tokens_back)
         rate = min(self._rate, self._cap)
+        if self._tokens is not None and estimate > 0:
+            # A tokens/min budget caps the rate too: paced, it is spent smoothly.
+            rate = min(rate, self._tokens.per_second / estimate)
         pause = max(0.0, self._paused_until - now)
         want = max(1, want)
         if rate == math.inf:
@@ -159,6 +164,7 @@ class Coordinator:
             start = max(now + pause, self._next_start)
         if self._requests is not None:
             start = max(start, now + self._requests.delay(permits, now))
+        tokens = permits * max(0, estimate)
         if self._tokens is not None and tokens > 0:
             start = max(start, now + self._tokens.delay(tokens, now))
         if spacing:
@@ -168,7 +174,7 @@ class Coordinator:
             self._blocks.popleft()
         self.granted += permits
         pace = rate / self._active(now)
-        return Grant(permits, max(0, tokens), start - now, spacing, pace, self._epoch)
+        return Grant(permits, tokens, start - now, spacing, pace, self._epoch)
 
     def refused(self, worker: str, admitted: int, retry_after: float | None) -> None:
         """``worker`` got a 429: pause everyone, and cut the rate once per congestion event."""

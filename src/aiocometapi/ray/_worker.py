@@ -193,6 +193,7 @@ class Worker:
     # ----------------------------------------------------------------------- one batch
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
+        """Ray Data's entry point: the batch, answered (see ``batch``)."""
         # An async generator (yielding one table) rather than a coroutine: Ray Data runs
         # those on an actor's event loop since 2.32, coroutines only since later.
         yield await self.batch(batch)
