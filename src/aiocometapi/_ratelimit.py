@@ -6,6 +6,11 @@ the last second (requests started minus requests refused, so it works whatever t
 latency); each success then adds back a little rate, so a fan-out settles at the server's
 capacity instead of stampeding it. With nothing to measure a rate by, it halves the allowed
 concurrency instead, and successes add it back.
+
+A ``Budget`` (``share``) moves the decision of when a request starts out of the process: while it
+lasts, it admits requests instead of this controller's own pacing, pause and per-minute budgets,
+and hears of every answer; the controller keeps counting, bounding concurrency and measuring, so
+that it can take over, from the budget's last pace, the moment the budget is gone.
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
 from . import _retry
 
-__all__ = ["RateController", "RateState"]
+__all__ = ["Budget", "RateController", "RateState"]
 
 _WINDOW = 1.0
 _RATE_STEP = 0.05
 """Requests/s added back per success: at rate R that is 5% of R per second (additive probing)."""
+_NO_WAIT = 0.001
+"""Seconds in a budget's ``admit`` that do not count as a wait (the call itself takes some)."""
 _LIMIT_STEP = 2.0
 """Concurrency added back per round trip of successes (``_LIMIT_STEP / limit`` per success)."""
 
@@ -48,6 +56,30 @@ class RateState:
     """Tokens counted against ``tokens_per_minute``: estimates, corrected by ``usage``."""
     paused_for: float
     """Seconds left of a server-requested pause (0 when not paused)."""
+
+
+class Budget(Protocol):
+    """Admission shared beyond one process (``aiocometapi.ray`` keeps one for a whole cluster)."""
+
+    @property
+    def pace(self) -> float:
+        """Requests/s this process was last allowed (``inf`` if unknown)."""
+        ...
+
+    async def admit(self, tokens: int) -> bool:
+        """Wait until one request may start; ``False``: the budget is gone, admit locally."""
+        ...
+
+    def released(
+        self,
+        *,
+        status: int | None,
+        retry_after: float | None,
+        tokens_estimated: int,
+        tokens_used: int | None,
+    ) -> None:
+        """A request admitted by the budget finished, as ``RateController.release`` says."""
+        ...
 
 
 class _Bucket:
@@ -109,6 +141,12 @@ class RateController:
         """429s seen: a waiter that sees it change while it waits takes a new start."""
         self._starts: deque[float] = deque()
         self._refusals: deque[float] = deque()
+        self._budget: Budget | None = None
+
+    def share(self, budget: Budget) -> None:
+        """Let ``budget`` decide when requests start, from now on and until it is gone."""
+        self._budget = budget
+        self._engaged = True
 
     @property
     def needs_estimate(self) -> bool:
@@ -137,6 +175,18 @@ class RateController:
             if len(self._starts) > 256:
                 _trim(self._starts, now)
             return
+        if self._budget is not None:
+            if await self._budget.admit(tokens):
+                waited = time.monotonic() - now
+                if waited > _NO_WAIT:
+                    self.waits += 1
+                    self.waited_seconds += waited
+                while self.in_flight >= self._limit:
+                    await self._wait_for_room()
+                self.in_flight += 1
+                return
+            self._take_over()
+            now = time.monotonic()
         delay = self._pace(now)
         if self._requests is not None:
             delay = max(delay, self._requests.delay(1, now))
@@ -166,6 +216,15 @@ class RateController:
             delay = start - now
         return delay
 
+    def _take_over(self) -> None:
+        """The budget is gone: pace locally, from the budget's pace if nothing better is known.
+
+        Every request waiting on the budget when it went comes here; the first one decides.
+        """
+        budget, self._budget = self._budget, None
+        if budget is not None and self._rate == math.inf and budget.pace < math.inf:
+            self._rate = budget.pace
+
     async def _wait_for_room(self) -> None:
         event = anyio.Event()
         self._waiters.append(event)
@@ -194,6 +253,13 @@ class RateController:
         tokens_used: int | None = None,
     ) -> None:
         """A request finished (``status`` None: it failed without an answer)."""
+        if self._budget is not None:
+            self._budget.released(
+                status=status,
+                retry_after=retry_after,
+                tokens_estimated=tokens_estimated,
+                tokens_used=tokens_used,
+            )
         self.in_flight -= 1
         if self._waiters:
             self._wake()

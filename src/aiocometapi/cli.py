@@ -157,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
         help="prices per million tokens, JSON or TOML: cost in progress and summary",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    batch.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="answer the lines on a Ray cluster (default: $RAY_ADDRESS, else a local Ray; "
+        "needs aiocometapi[ray]); -c is then per worker",
+    )
     connection_flags(batch)
 
     server = commands.add_parser("mock-server", help="serve the local mock API")
@@ -410,6 +415,22 @@ def _batch(args: argparse.Namespace) -> int:
     """0: every line has a successful answer; 1: some failed, were malformed or are not
     answered yet; 2: a usage error or (``--strict``) a malformed input; 3: stopped early, the
     answers showing every request would fail alike; 130/143: stopped by SIGINT/SIGTERM."""
+    if args.ray is not None:
+        try:
+            from .ray._batch import main as ray_main
+        except ImportError as exc:
+            sys.stderr.write(
+                f"aiocometapi batch: error: --ray needs the ray extra ({exc}): "
+                "pip install 'aiocometapi[ray]'\n"
+            )
+            return EXIT_USAGE
+        return ray_main(
+            args.input, args.output, address=args.ray or None, mock=args.mock,
+            progress=not args.quiet, base_url=args.base_url, timeout=args.timeout,
+            max_retries=args.max_retries, requests_per_minute=args.rpm,
+            tokens_per_minute=args.tpm, concurrency=args.concurrency, strict=args.strict,
+            default_model=args.model, retry_failed=args.retry_failed,
+        )
     try:
         options = BatchOptions(
             concurrency=args.concurrency,
