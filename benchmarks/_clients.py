@@ -80,7 +80,10 @@ class _SDKClient(BenchClient):
         # Both SDKs send the same body: aiocometapi asks for the usage chunk by default (for the
         # usage meter), the openai package does not, so the benchmark says which it wants.
         stream = await self._client.chat.completions.create(
-            model=MODEL, messages=STREAM_MESSAGES, stream=True, extra_body=_mock(words),
+            model=MODEL,
+            messages=STREAM_MESSAGES,
+            stream=True,
+            extra_body=_mock(words),
             stream_options={"include_usage": False},
         )
         chunks = content = 0

@@ -96,7 +96,8 @@ def server(capacity: float) -> Iterator[str]:
         port = probe.getsockname()[1]
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port), str(capacity)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -152,11 +153,13 @@ class OpenAIWorker:
 
         indexes = batch.column("i").to_pylist()
         results = await asyncio.gather(*(one(i) for i in indexes))
-        yield pa.table({
-            "i": indexes,
-            "content": [content for content, _ in results],
-            "error": [error for _, error in results],
-        })
+        yield pa.table(
+            {
+                "i": indexes,
+                "content": [content for content, _ in results],
+                "error": [error for _, error in results],
+            }
+        )
 
 
 @dataclass
@@ -183,7 +186,10 @@ def run_variant(name: str, url: str, args: argparse.Namespace) -> Outcome:
     rows = ray.data.from_items([{"i": i, "request": body(i)} for i in range(args.rows)])
     if name in ("aiocometapi", "independent"):
         planned = chat_completions(
-            rows, workers=args.workers, concurrency=args.concurrency, base_url=url,
+            rows,
+            workers=args.workers,
+            concurrency=args.concurrency,
+            base_url=url,
             shared_budget=name == "aiocometapi",
         )
 
@@ -193,9 +199,10 @@ def run_variant(name: str, url: str, args: argparse.Namespace) -> Outcome:
         # The same actors as aiocometapi.ray's: a quarter of a CPU, four batches at once.
         strategy: dict[str, Any] = {"size": args.workers}
         remote: dict[str, Any] = {}
-        if "max_concurrent_calls_per_actor" in inspect.signature(
-            ray.data.ActorPoolStrategy
-        ).parameters:
+        if (
+            "max_concurrent_calls_per_actor"
+            in inspect.signature(ray.data.ActorPoolStrategy).parameters
+        ):
             strategy["max_concurrent_calls_per_actor"] = 4
         else:
             remote["max_concurrency"] = 4
@@ -203,7 +210,10 @@ def run_variant(name: str, url: str, args: argparse.Namespace) -> Outcome:
             OpenAIWorker,
             fn_constructor_kwargs={"base_url": url, "concurrency": args.concurrency},
             compute=ray.data.ActorPoolStrategy(**strategy),
-            batch_size=args.concurrency, batch_format="pyarrow", num_cpus=0.25, **remote,
+            batch_size=args.concurrency,
+            batch_format="pyarrow",
+            num_cpus=0.25,
+            **remote,
         )
 
         def answer(row: dict[str, Any]) -> str | None:
@@ -331,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
             f"  {name}: {outcome.answered} answered, {outcome.failed} failed, span "
             f"{outcome.span:.1f} s, wall {outcome.wall:.1f} s, 429s "
             f"{outcome.server.get('rate_limited')}, stopped by {outcome.stopped_by}",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
     print_table(outcomes, args)
     ray.shutdown()

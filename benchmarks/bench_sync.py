@@ -48,8 +48,11 @@ def mock_server() -> Iterator[str]:
         port = sock.getsockname()[1]
     code = f"from aiocometapi.testing import run; run(host='127.0.0.1', port={port})"
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, stdin=subprocess.DEVNULL,
+        [sys.executable, "-u", "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     try:
         assert proc.stdout is not None
@@ -196,8 +199,9 @@ def main() -> None:
         cpu = [c / u * 1e6 for c, _, u in runs]
         wall = [w / u * 1e6 for _, w, u in runs]
         rate = [u / w for _, w, u in runs]
-        print(f"| {case} ({units[case]}) | {name} | {spread(cpu)} | {spread(wall)} "
-              f"| {spread(rate)} |")
+        print(
+            f"| {case} ({units[case]}) | {name} | {spread(cpu)} | {spread(wall)} | {spread(rate)} |"
+        )
 
 
 if __name__ == "__main__":

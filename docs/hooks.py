@@ -33,16 +33,18 @@ log = logging.getLogger("mkdocs.hooks.aiocometapi")
 
 # Classes the SDK constructs and hands out (never built by users): their constructor's
 # parameters are internal, and their reference pages do not show them.
-INTERNAL_CONSTRUCTORS = frozenset({
-    "aiocometapi.AsyncStream",
-    "aiocometapi.ParsedAsyncStream",
-    "aiocometapi.ParsedStream",
-    "aiocometapi.RawResponse",
-    "aiocometapi.Stream",
-    "aiocometapi.resources.chat.Chat",
-    "aiocometapi.resources.chat.Completions",
-    "aiocometapi.resources.models.Models",
-})
+INTERNAL_CONSTRUCTORS = frozenset(
+    {
+        "aiocometapi.AsyncStream",
+        "aiocometapi.ParsedAsyncStream",
+        "aiocometapi.ParsedStream",
+        "aiocometapi.RawResponse",
+        "aiocometapi.Stream",
+        "aiocometapi.resources.chat.Chat",
+        "aiocometapi.resources.chat.Completions",
+        "aiocometapi.resources.models.Models",
+    }
+)
 
 # --------------------------------------------------------------------------- the reference
 
@@ -95,8 +97,10 @@ def _attribute_docstring(module: Any, name: str, seen: int = 0) -> str | None:
         if isinstance(node, ast.ImportFrom) and seen < 5:
             for alias in node.names:
                 if (alias.asname or alias.name) == name and node.level:
-                    package = module.__name__ if hasattr(module, "__path__") else (
-                        module.__name__.rpartition(".")[0]
+                    package = (
+                        module.__name__
+                        if hasattr(module, "__path__")
+                        else (module.__name__.rpartition(".")[0])
                     )
                     base = package
                     for _ in range(node.level - 1):
@@ -163,8 +167,10 @@ def _field_docs(cls: type) -> str:
                 and after.value.value.strip()
             ):
                 continue
-            target = node.target if isinstance(node, ast.AnnAssign) else (
-                node.targets[0] if isinstance(node, ast.Assign) else None
+            target = (
+                node.target
+                if isinstance(node, ast.AnnAssign)
+                else (node.targets[0] if isinstance(node, ast.Assign) else None)
             )
             if isinstance(target, ast.Name):
                 named.append(target.id)
@@ -251,7 +257,11 @@ def _help(*command: str) -> str:
     env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHON_COLORS": "0"}
     done = subprocess.run(
         [sys.executable, "-m", "aiocometapi", *command, "--help"],
-        capture_output=True, text=True, env=env, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
     )
     return done.stdout.rstrip()
 

@@ -47,7 +47,10 @@ LAST_CHUNK = b"0\r\n\r\n"
 def content_chunk(text: str, finish: str | None = None) -> dict[str, Any]:
     """A chat.completion.chunk carrying ``text`` for choice 0."""
     return {
-        "id": "chatcmpl-raw", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
+        "id": "chatcmpl-raw",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
         "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
     }
 
@@ -107,7 +110,10 @@ class Conn:
     """One accepted connection, as a script sees it."""
 
     def __init__(
-        self, server: RawServer, number: int, reader: asyncio.StreamReader,
+        self,
+        server: RawServer,
+        number: int,
+        reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
         self.server = server
@@ -152,6 +158,7 @@ class Conn:
 
     async def wait(self, seconds: float) -> bool:
         """Wait ``seconds``, or less if the client closes the connection; ``True`` if it did."""
+
         async def until_eof() -> None:
             while await self.reader.read(65536):
                 pass

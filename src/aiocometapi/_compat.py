@@ -143,8 +143,10 @@ class WhileReasoning(Rule):
         self, name: str, value: Any, family: Family, params: Mapping[str, Any]
     ) -> _Finding | None:
         if params.get("reasoning_effort") == "none":
-            return None if self.otherwise is None else self.otherwise.check(
-                name, value, family, params
+            return (
+                None
+                if self.otherwise is None
+                else self.otherwise.check(name, value, family, params)
             )
         if value is False or (
             self.default is not None and not isinstance(value, bool) and value == self.default

@@ -159,8 +159,9 @@ class APIResponseValidationError(CometAPIError):
         request_id: The server's request id, if it gave one.
     """
 
-    def __init__(self, message: str, *, body: str, status_code: int = 200,
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, body: str, status_code: int = 200, request_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.body = body
         self.status_code = status_code

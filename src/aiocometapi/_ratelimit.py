@@ -114,8 +114,10 @@ class RateController:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
     ) -> None:
-        for name, value in (("requests_per_minute", requests_per_minute),
-                            ("tokens_per_minute", tokens_per_minute)):
+        for name, value in (
+            ("requests_per_minute", requests_per_minute),
+            ("tokens_per_minute", tokens_per_minute),
+        ):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         self._requests = _Bucket(requests_per_minute) if requests_per_minute else None

@@ -71,9 +71,7 @@ def _fix(root: Any, error: str) -> str | None:
         return None
     path = match["path"]
     steps = [name if name else int(index) for name, index in _STEP.findall(path)]
-    if not steps or "".join(
-        f".{s}" if isinstance(s, str) else f"[{s}]" for s in steps
-    ) != path:
+    if not steps or "".join(f".{s}" if isinstance(s, str) else f"[{s}]" for s in steps) != path:
         return None  # the root itself, or a path this parser does not read
     parent: Any = root
     for step in steps[:-1]:

@@ -189,9 +189,7 @@ class Requester:
         Pass the result as ``call=`` to ``request``/``stream``; they report its tries, its
         answer or error, and (a stream) its first chunk and end.
         """
-        return start_call(
-            self._meter, model, params, stream=stream, base_url=self._config.base_url
-        )
+        return start_call(self._meter, model, params, stream=stream, base_url=self._config.base_url)
 
     def ensure_open(self) -> None:
         """Raise ``ClientClosedError`` if the client was closed (``request``/``stream`` do too)."""

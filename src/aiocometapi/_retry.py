@@ -37,8 +37,14 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # CometAPI answers some client errors with a 5xx; retrying those only repeats the mistake.
 NON_RETRYABLE_CODES = frozenset(
-    {"invalid_request", "invalid_request_error", "model_not_found", "invalid_api_key",
-     "insufficient_quota", "context_length_exceeded"}
+    {
+        "invalid_request",
+        "invalid_request_error",
+        "model_not_found",
+        "invalid_api_key",
+        "insufficient_quota",
+        "context_length_exceeded",
+    }
 )
 
 

@@ -39,14 +39,37 @@ _NAME = re.compile(r"[^a-zA-Z0-9_-]+")
 
 # Keywords OpenAI's strict mode rejects ("Supported schemas" in its Structured Outputs guide).
 # The constraints they carry are still checked when the answer is decoded.
-_STRICT_UNSUPPORTED = frozenset({
-    "minLength", "maxLength", "patternProperties", "unevaluatedProperties", "propertyNames",
-    "minProperties", "maxProperties", "unevaluatedItems", "contains", "minContains",
-    "maxContains", "uniqueItems", "contentEncoding", "contentMediaType",
-})
-_STRICT_FORMATS = frozenset({
-    "date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid",
-})
+_STRICT_UNSUPPORTED = frozenset(
+    {
+        "minLength",
+        "maxLength",
+        "patternProperties",
+        "unevaluatedProperties",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+        "unevaluatedItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "uniqueItems",
+        "contentEncoding",
+        "contentMediaType",
+    }
+)
+_STRICT_FORMATS = frozenset(
+    {
+        "date-time",
+        "time",
+        "date",
+        "duration",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "uuid",
+    }
+)
 
 
 def schema_name(name: str) -> str:
@@ -248,13 +271,15 @@ def parse_completion(completion: ChatCompletion, tp: type[T]) -> ParsedChatCompl
             parsed = _decode(content, tp, completion, choice.index, choice.finish_reason)
         fields = msgspec.structs.asdict(message)
         fields["parsed"] = parsed
-        choices.append(ParsedChoice(
-            index=choice.index,
-            message=ParsedChatCompletionMessage(**fields),
-            finish_reason=choice.finish_reason,
-            logprobs=choice.logprobs,
-            content_filter_results=choice.content_filter_results,
-        ))
+        choices.append(
+            ParsedChoice(
+                index=choice.index,
+                message=ParsedChatCompletionMessage(**fields),
+                finish_reason=choice.finish_reason,
+                logprobs=choice.logprobs,
+                content_filter_results=choice.content_filter_results,
+            )
+        )
     fields = msgspec.structs.asdict(completion)
     fields["choices"] = choices
     parsed_completion = ParsedChatCompletion(**fields)

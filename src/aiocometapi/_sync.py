@@ -215,5 +215,3 @@ class CometAPI:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-

@@ -154,7 +154,10 @@ class Completions:
         """``AsyncCometAPI.chat.completions.run_tools()``, waited for. Plain functions run in
         worker threads, as with the async client; see there for the arguments."""
         result: ToolRun = self._loop.call(
-            self._async.run_tools, tools=tools, max_turns=max_turns, tool_errors=tool_errors,
+            self._async.run_tools,
+            tools=tools,
+            max_turns=max_turns,
+            tool_errors=tool_errors,
             **params,
         )
         return result
@@ -306,4 +309,3 @@ class ModelsWithRawResponse:
         """``GET /models/{model}``, the ``Model`` behind ``RawResponse.parse()``."""
         raw = self._client.models.with_raw_response
         return self._loop.call(raw.retrieve, model)
-

@@ -103,7 +103,5 @@ class SystemicFailureWatch:
         if self._count >= self._same:
             assert isinstance(error, APIStatusError)
             self._armed = False
-            return (
-                f"the first {self._count} answers were all {error.status_code}: {_quote(error)}"
-            )
+            return f"the first {self._count} answers were all {error.status_code}: {_quote(error)}"
         return None

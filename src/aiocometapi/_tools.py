@@ -91,17 +91,21 @@ class Tool(Generic[P, R]):
         """The tool as ``create(tools=[...])`` takes it."""
         description = UNSET if self.description is None else self.description
         if self.kind == "custom":
-            return CustomTool(custom=CustomToolDefinition(
+            return CustomTool(
+                custom=CustomToolDefinition(
+                    name=self.name,
+                    description=description,
+                    format=UNSET if self.format is None else self.format,
+                )
+            )
+        return FunctionTool(
+            function=FunctionDefinition(
                 name=self.name,
                 description=description,
-                format=UNSET if self.format is None else self.format,
-            ))
-        return FunctionTool(function=FunctionDefinition(
-            name=self.name,
-            description=description,
-            parameters=self.parameters,
-            strict=True if self.strict else UNSET,
-        ))
+                parameters=self.parameters,
+                strict=True if self.strict else UNSET,
+            )
+        )
 
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
         """The arguments of a tool call (a JSON object), decoded into the parameters' types.
@@ -256,7 +260,8 @@ def custom_tool(
     def build(fn: Callable[P, R]) -> Tool[P, R]:
         tool_name = _checked_name(fn, name)
         params = [
-            p for p in inspect.signature(fn).parameters.values()
+            p
+            for p in inspect.signature(fn).parameters.values()
             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
         if len(params) != 1 or params[0].kind is params[0].KEYWORD_ONLY:

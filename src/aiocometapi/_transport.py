@@ -192,9 +192,7 @@ class Transport:
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, auto_decompress=True
-        )
+        session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
         keeper = _close_at_loop_end(session)
         with contextlib.suppress(StopIteration):
             keeper.asend(None).send(None)  # runs to its yield: the loop now tracks it

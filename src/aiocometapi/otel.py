@@ -186,8 +186,10 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        texts = [part.get("text") if isinstance(part, Mapping) else getattr(part, "text", None)
-                 for part in content]
+        texts = [
+            part.get("text") if isinstance(part, Mapping) else getattr(part, "text", None)
+            for part in content
+        ]
         return "".join(t for t in texts if isinstance(t, str))
     return ""
 
@@ -212,8 +214,12 @@ def _output_messages(completion: ChatCompletion) -> str:
             parts.append({"type": "text", "content": choice.message.content})
         for call in choice.message.tool_calls or ():
             parts.append(
-                {"type": "tool_call", "id": call.id, "name": call.function.name,
-                 "arguments": call.function.arguments}
+                {
+                    "type": "tool_call",
+                    "id": call.id,
+                    "name": call.function.name,
+                    "arguments": call.function.arguments,
+                }
             )
         found.append(
             {"role": choice.message.role, "parts": parts, "finish_reason": choice.finish_reason}

@@ -361,8 +361,6 @@ class ToolMessage(_Request, tag_field="role", tag="tool"):
     tool_call_id: str
 
 
-
-
 # --------------------------------------------------------------------------- request options
 
 
@@ -421,11 +419,13 @@ class JSONSchema(_Request):
 
 class ResponseFormatText(_Request, tag_field="type", tag="text"):
     """``response_format``: plain text (the default)."""
+
     pass
 
 
 class ResponseFormatJSONObject(_Request, tag_field="type", tag="json_object"):
     """``response_format``: any JSON object."""
+
     pass
 
 

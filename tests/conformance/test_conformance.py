@@ -105,9 +105,10 @@ def replaying(*bodies: Sequence[bytes]) -> RawServer:
 async def replay(*bodies: Sequence[bytes]) -> list[ChatCompletion | StreamError]:
     """What aiocometapi makes of each body: the final completion, or the StreamError raised."""
     outcomes: list[ChatCompletion | StreamError] = []
-    async with replaying(*bodies) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, max_retries=0
-    ) as client:
+    async with (
+        replaying(*bodies) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url, max_retries=0) as client,
+    ):
         for _ in bodies:
             stream = await client.chat.completions.create(
                 model="any", messages=[user("hi")], stream=True
@@ -166,7 +167,9 @@ def openai_results() -> dict[str, Any]:
         pytest.skip("openai-python (the bench extra) is the second oracle")
     done = subprocess.run(
         [sys.executable, str(Path(__file__).parent / "openai_oracle.py"), *NAMES],
-        capture_output=True, check=True, timeout=300,
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     results: dict[str, Any] = json.loads(done.stdout)
     return results

@@ -51,7 +51,13 @@ FILLER = "alpha beta gamma delta epsilon zeta eta theta"
 """Words after the op number, so that an echoed stream comes in a dozen chunks."""
 
 KINDS = (
-    "create", "stream", "stream_break", "cancel_request", "cancel_stream", "timeout", "fan_out",
+    "create",
+    "stream",
+    "stream_break",
+    "cancel_request",
+    "cancel_stream",
+    "timeout",
+    "fan_out",
 )
 WEIGHTS = (30, 18, 14, 8, 8, 12, 3)
 """Operations by kind; a fan_out batch averages 7.5 requests, about a fifth of them all."""
@@ -187,20 +193,23 @@ class SoakReport:
         """A few lines of figures (what the test prints)."""
         c = self.config
         outcomes = ", ".join(f"{name} {count}" for name, count in self.by_outcome().most_common())
-        return "\n".join([
-            f"soak: {c.requests} requests in {self.wall:.1f} s, {self.accounted} accounted for "
-            f"({outcomes}); {self.unexpected_count} unexpected",
-            f"connections: max {self.max_pool} held ({self.max_in_use} in use) of "
-            f"{c.max_connections}; server max {self.max_server_connections} open (at most "
-            f"{self.max_server_excess} already closed by the client, for up to "
-            f"{self.longest_server_excess * 1000:.0f} ms); {self.connections_total} opened in "
-            f"all; {self.samples} samples",
-            f"fds {self.fds_before} -> {self.fds_after}; tasks {self.tasks_before} -> "
-            f"{self.tasks_after}; memory allocated after warm-up still alive: "
-            f"{self.memory_growth / 1024:.1f} KiB closed, {self.memory_growth_open / 1024:.1f} "
-            f"KiB open (peak {self.memory_peak / 1024 / 1024:.1f} MiB); RSS "
-            f"{_mib(self.rss_before)} -> {_mib(self.rss_after_warmup)} -> {_mib(self.rss_after)}",
-        ])
+        return "\n".join(
+            [
+                f"soak: {c.requests} requests in {self.wall:.1f} s, {self.accounted} accounted for "
+                f"({outcomes}); {self.unexpected_count} unexpected",
+                f"connections: max {self.max_pool} held ({self.max_in_use} in use) of "
+                f"{c.max_connections}; server max {self.max_server_connections} open (at most "
+                f"{self.max_server_excess} already closed by the client, for up to "
+                f"{self.longest_server_excess * 1000:.0f} ms); {self.connections_total} opened in "
+                f"all; {self.samples} samples",
+                f"fds {self.fds_before} -> {self.fds_after}; tasks {self.tasks_before} -> "
+                f"{self.tasks_after}; memory allocated after warm-up still alive: "
+                f"{self.memory_growth / 1024:.1f} KiB closed, {self.memory_growth_open / 1024:.1f} "
+                f"KiB open (peak {self.memory_peak / 1024 / 1024:.1f} MiB); RSS "
+                f"{_mib(self.rss_before)} -> {_mib(self.rss_after_warmup)} -> "
+                f"{_mib(self.rss_after)}",
+            ]
+        )
 
     def table(self) -> str:
         """Requests by kind and outcome, as Markdown, then the figures."""
@@ -216,26 +225,42 @@ class SoakReport:
         lines.append("| **all** | " + " | ".join(map(str, totals)) + f" | {self.accounted} |")
         c = self.config
         figures = [
-            ("requests", f"{c.requests} ({self.accounted} accounted for, "
-                         f"{self.unexpected_count} unexpected)"),
+            (
+                "requests",
+                f"{c.requests} ({self.accounted} accounted for, "
+                f"{self.unexpected_count} unexpected)",
+            ),
             ("wall time", f"{self.wall:.1f} s"),
-            ("max connections (client pool)", f"{self.max_pool} held, {self.max_in_use} in use "
-                                              f"(limit {c.max_connections})"),
-            ("max connections (server side)",
-             f"{self.max_server_connections} open, of which at most {self.max_server_excess} "
-             f"already closed by the client (server not yet caught up; longest "
-             f"{self.longest_server_excess * 1000:.0f} ms)"),
+            (
+                "max connections (client pool)",
+                f"{self.max_pool} held, {self.max_in_use} in use (limit {c.max_connections})",
+            ),
+            (
+                "max connections (server side)",
+                f"{self.max_server_connections} open, of which at most {self.max_server_excess} "
+                f"already closed by the client (server not yet caught up; longest "
+                f"{self.longest_server_excess * 1000:.0f} ms)",
+            ),
             ("connections opened", str(self.connections_total)),
-            ("server", f"{self.server_requests} requests received, {self.injected_failures} "
-                       f"injected 500s/drops, {self.slowed} slowed"),
+            (
+                "server",
+                f"{self.server_requests} requests received, {self.injected_failures} "
+                f"injected 500s/drops, {self.slowed} slowed",
+            ),
             ("file descriptors", f"{self.fds_before} before, {self.fds_after} after"),
             ("tasks", f"{self.tasks_before} before, {self.tasks_after} after"),
-            ("memory (tracemalloc)", f"{self.memory_growth / 1024:.1f} KiB allocated after the "
-                                     f"warm-up still alive after closing "
-                                     f"({self.memory_growth_open / 1024:.1f} KiB before closing); "
-                                     f"peak {self.memory_peak / 1024 / 1024:.1f} MiB"),
-            ("memory (RSS)", f"{_mib(self.rss_before)} before, {_mib(self.rss_after_warmup)} "
-                             f"after warm-up, {_mib(self.rss_after)} after"),
+            (
+                "memory (tracemalloc)",
+                f"{self.memory_growth / 1024:.1f} KiB allocated after the "
+                f"warm-up still alive after closing "
+                f"({self.memory_growth_open / 1024:.1f} KiB before closing); "
+                f"peak {self.memory_peak / 1024 / 1024:.1f} MiB",
+            ),
+            (
+                "memory (RSS)",
+                f"{_mib(self.rss_before)} before, {_mib(self.rss_after_warmup)} "
+                f"after warm-up, {_mib(self.rss_after)} after",
+            ),
         ]
         lines += ["", "| figure | value |", "| --- | --- |"]
         lines += [f"| {name} | {value} |" for name, value in figures]
@@ -357,9 +382,7 @@ async def _cancel_after(scope: anyio.CancelScope, delay: float) -> None:
 
 async def _cancel_stream(client: AsyncCometAPI, op: Op, text: str) -> str:
     copy = client.with_options(max_retries=1)
-    stream = await copy.chat.completions.create(
-        model=MODEL, messages=_messages(text), stream=True
-    )
+    stream = await copy.chat.completions.create(model=MODEL, messages=_messages(text), stream=True)
     async with stream:
         await anext(stream)  # the cancellation then comes mid-stream
         with anyio.CancelScope() as scope:
@@ -441,8 +464,11 @@ class _Driver:
         try:
             async for result in self.client.chat.completions.fan_out(requests, concurrency=4):
                 if result.index in seen or not 0 <= result.index < op.size:
-                    self._unexpected("fan_out", f"result for index {result.index} of {op.size}"
-                                                f" (already seen: {result.index in seen})")
+                    self._unexpected(
+                        "fan_out",
+                        f"result for index {result.index} of {op.size}"
+                        f" (already seen: {result.index in seen})",
+                    )
                     continue
                 seen.add(result.index)
                 if result.error is not None:
@@ -530,9 +556,7 @@ async def _settle_fds(target: int, seconds: float = 2.0) -> None:
             await anyio.sleep(0.01)
 
 
-async def soak(
-    config: SoakConfig, progress: Callable[[str], None] | None = None
-) -> SoakReport:
+async def soak(config: SoakConfig, progress: Callable[[str], None] | None = None) -> SoakReport:
     """Run the soak described by ``config``; return its figures (see ``SoakReport.problems``)."""
     report = SoakReport(config)
     rng = random.Random(config.seed)
@@ -550,8 +574,9 @@ async def soak(
 
     def tick() -> None:
         if progress is not None and driver is not None and driver.done >= next_mark[0]:
-            progress(f"{driver.done} / {config.requests} requests, "
-                     f"{time.perf_counter() - started:.0f} s")
+            progress(
+                f"{driver.done} / {config.requests} requests, {time.perf_counter() - started:.0f} s"
+            )
             next_mark[0] = next(marks)
 
     retries = instant_retries() if config.instant_retries else contextlib.nullcontext()

@@ -196,7 +196,9 @@ def test_refused_key_stops_the_batch_and_a_rerun_resumes(
 
 @pytest.mark.usefixtures("env")
 def test_unreachable_host_stops_the_batch_and_a_rerun_resumes(
-    threaded_server: MockServer, closed_port: int, tmp_path: Path,
+    threaded_server: MockServer,
+    closed_port: int,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Against a closed port the run stops at once, writes nothing; a rerun elsewhere resumes."""
@@ -304,8 +306,11 @@ def test_malformed_lines_are_reported_by_number_and_skipped(
     assert sorted(custom_ids(out)) == ["a", "b"]
     err = capsys.readouterr().err
     for number, words in [
-        (2, "not valid JSON"), (5, "'/v1/embeddings'"), (6, "custom_id"),
-        (7, "repeats line 1"), (8, "messages"),
+        (2, "not valid JSON"),
+        (5, "'/v1/embeddings'"),
+        (6, "custom_id"),
+        (7, "repeats line 1"),
+        (8, "messages"),
     ]:
         assert f"{inp}:{number}: " in err and words in err
     assert "malformed  5" in err
@@ -444,9 +449,10 @@ async def test_progress_line_redrawn_on_a_terminal(tmp_path: Path) -> None:
     """On a terminal the progress line (done/total, rate, ETA, 429s, tokens) is redrawn in place."""
     inp = write_input(tmp_path / "in.jsonl", [request_line(f"r{i}") for i in range(8)])
     stderr = _Terminal()
-    async with MockServer(latency=0.15) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as client:
+    async with (
+        MockServer(latency=0.15) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as client,
+    ):
         options = BatchOptions(concurrency=2, stderr=stderr)
         summary = await run_batch(client, str(inp), str(tmp_path / "out.jsonl"), options=options)
     assert summary.exit_status == 0 and summary.succeeded == 8
@@ -466,7 +472,14 @@ SUBPROCESS_KEY = "sk-subprocess-0123456789-fake"
 def server_url() -> Iterator[str]:
     """`aiocometapi mock-server` in a process of its own, each reply 20 ms late."""
     command = [
-        sys.executable, "-m", "aiocometapi", "mock-server", "--port", "0", "--latency", "0.02"
+        sys.executable,
+        "-m",
+        "aiocometapi",
+        "mock-server",
+        "--port",
+        "0",
+        "--latency",
+        "0.02",
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -489,8 +502,17 @@ def server_url() -> Iterator[str]:
 
 def start_batch(inp: Path, out: Path, url: str) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "aiocometapi", "batch", str(inp), "-o", str(out),
-        "--base-url", url, "--concurrency", "8",
+        sys.executable,
+        "-m",
+        "aiocometapi",
+        "batch",
+        str(inp),
+        "-o",
+        str(out),
+        "--base-url",
+        url,
+        "--concurrency",
+        "8",
     ]
     env = {**os.environ, "COMETAPI_KEY": SUBPROCESS_KEY}
     env.pop("COMETAPI_BASE_URL", None)
@@ -591,7 +613,9 @@ def test_retry_failed_with_nothing_failed_leaves_the_output_alone(
     assert batch(threaded_server, inp, out, "--retry-failed") == 0
     after = out.stat()
     assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
-        before.st_ino, before.st_size, before.st_mtime_ns
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
     )
     assert len(threaded_server.requests) == 1
 

@@ -45,7 +45,9 @@ async def test_a_fan_out_stops_at_its_token_budget_and_the_rest_is_resumable(
     assert stop is not None
     assert sorted(r.index for r in results) == list(range(stop.taken))
     assert 0 < stop.taken < 40
-    used = sum(r.completion.usage.total_tokens for r in results if r.completion and r.completion.usage)  # noqa: E501
+    used = sum(
+        r.completion.usage.total_tokens for r in results if r.completion and r.completion.usage
+    )
     assert used == stop.tokens <= 100
     assert len(server.requests) == stop.taken  # nothing else was sent
     assert "max_tokens_total=100" in str(stop)

@@ -59,9 +59,20 @@ def test_missing_key_is_one_line(
 def test_errors_never_show_the_key() -> None:
     """A failing request prints one line without traceback or key, via `python -m`."""
     result = subprocess.run(
-        [sys.executable, "-m", "aiocometapi", "chat", "--base-url", "http://127.0.0.1:9/v1",
-         "--max-retries", "0", "hi"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "aiocometapi",
+            "chat",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--max-retries",
+            "0",
+            "hi",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"COMETAPI_KEY": SECRET, "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1
@@ -89,7 +100,9 @@ def test_version() -> None:
     """`aiocometapi --version` prints the package's version with Python's and aiohttp's."""
     result = subprocess.run(
         [sys.executable, "-m", "aiocometapi", "--version"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0
     assert result.stdout.startswith(f"aiocometapi {__version__} (")
@@ -138,9 +151,7 @@ def test_batch_reads_stdin(
     assert "lines      3 in <stdin>" in capsys.readouterr().err
 
 
-def test_batch_directory_input_is_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_batch_directory_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A directory given as the input is called a directory, with exit status 2."""
     assert main(["batch", str(tmp_path), "-o", str(tmp_path / "out.jsonl"), "--mock"]) == 2
     err = capsys.readouterr().err
@@ -171,7 +182,8 @@ def test_chat_leave_words(
 
 
 def test_base_url_without_v1_gets_a_hint(
-    threaded_server: MockServer, monkeypatch: pytest.MonkeyPatch,
+    threaded_server: MockServer,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A 404 from a base URL without /v1 suggests the URL with /v1."""
@@ -184,7 +196,9 @@ def test_base_url_without_v1_gets_a_hint(
 
 
 def test_batch_stop_on_404_suggests_v1(
-    threaded_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    threaded_server: MockServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A batch stopped by 404s from a base URL without /v1 says which URL was meant."""
@@ -207,7 +221,9 @@ def test_mock_server_help_shows_the_default_port(capsys: pytest.CaptureFixture[s
 
 @pytest.mark.parametrize("command", [["chat", "hi"], ["models"], ["batch", "x.jsonl", "-o", "y"]])
 def test_missing_key_names_the_ways_to_give_one(
-    command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     """Without a key the message names COMETAPI_KEY, --api-key and --mock, not library calls."""
@@ -223,8 +239,9 @@ def test_missing_key_names_the_ways_to_give_one(
     assert not (tmp_path / "y").exists()
 
 
-def test_api_key_flag(threaded_server: MockServer, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_key_flag(
+    threaded_server: MockServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--api-key is sent as the bearer token when COMETAPI_KEY is not set."""
     monkeypatch.delenv("COMETAPI_KEY", raising=False)
     assert main(["chat", "--api-key", SECRET, "--base-url", threaded_server.url, "hi"]) == 0
@@ -235,19 +252,43 @@ def test_api_key_flag(threaded_server: MockServer, monkeypatch: pytest.MonkeyPat
 def test_batch_against_a_mock_server_that_wants_another_key(tmp_path: Path) -> None:
     """`mock-server --api-key` refuses other keys; `batch - < file` then stops in one wave."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "aiocometapi", "mock-server", "--port", "0",
-         "--api-key", "sk-the-right-key-0123"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "aiocometapi",
+            "mock-server",
+            "--port",
+            "0",
+            "--api-key",
+            "sk-the-right-key-0123",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert server.stdout is not None
         url = server.stdout.readline().split("listening on", 1)[1].strip()
         out = tmp_path / "out.jsonl"
         result = subprocess.run(
-            [sys.executable, "-m", "aiocometapi", "batch", "-", "-o", str(out), "-c", "16",
-             "--base-url", url, "-q"],
+            [
+                sys.executable,
+                "-m",
+                "aiocometapi",
+                "batch",
+                "-",
+                "-o",
+                str(out),
+                "-c",
+                "16",
+                "--base-url",
+                url,
+                "-q",
+            ],
             input="".join(request_line(f"r{i}") for i in range(320)),
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={"COMETAPI_KEY": SECRET, "PATH": "/usr/bin:/bin"},
         )
     finally:

@@ -18,10 +18,17 @@ MODEL = "gpt-5.4-mini"
 def _input(path: Path, count: int) -> Path:
     with path.open("w") as file:
         for i in range(count):
-            body = {"model": MODEL, "messages": [{"role": "user", "content": f"question {i}"}],
-                    "max_tokens": 20}
-            line = {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-                    "body": body}
+            body = {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": f"question {i}"}],
+                "max_tokens": 20,
+            }
+            line = {
+                "custom_id": f"r{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": body,
+            }
             file.write(json.dumps(line) + "\n")
     return path
 

@@ -154,7 +154,10 @@ async def test_with_options_shares_the_pool(client: AsyncCometAPI, server: MockS
 async def test_omitted_parameters_are_absent(client: AsyncCometAPI, server: MockServer) -> None:
     """Only the parameters given reach the server's JSON; None counts as not given."""
     await client.chat.completions.create(
-        model=MODEL, messages=[user("hi")], seed=None, user="u-1"  # type: ignore[typeddict-item]
+        model=MODEL,
+        messages=[user("hi")],
+        seed=None,
+        user="u-1",  # type: ignore[typeddict-item]
     )
     assert server.requests[-1].body == {
         "model": MODEL,
@@ -166,13 +169,27 @@ async def test_omitted_parameters_are_absent(client: AsyncCometAPI, server: Mock
 async def test_every_body_parameter_is_sent(client: AsyncCometAPI, server: MockServer) -> None:
     """Each documented body parameter is sent under its API name."""
     params = dict(
-        temperature=0.5, top_p=0.9, n=1, stop=["END"], max_tokens=10, max_completion_tokens=20,
-        presence_penalty=0.1, frequency_penalty=0.2, logit_bias={"42": -100}, user="u-1",
+        temperature=0.5,
+        top_p=0.9,
+        n=1,
+        stop=["END"],
+        max_tokens=10,
+        max_completion_tokens=20,
+        presence_penalty=0.1,
+        frequency_penalty=0.2,
+        logit_bias={"42": -100},
+        user="u-1",
         response_format={"type": "json_object"},
         tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
-        tool_choice="auto", parallel_tool_calls=True, logprobs=True, top_logprobs=2,
-        reasoning_effort="low", seed=7, service_tier="default",
-        stream_options={"include_usage": True}, metadata={"k": "v"},
+        tool_choice="auto",
+        parallel_tool_calls=True,
+        logprobs=True,
+        top_logprobs=2,
+        reasoning_effort="low",
+        seed=7,
+        service_tier="default",
+        stream_options={"include_usage": True},
+        metadata={"k": "v"},
     )
     # compat="off": the body must carry every parameter as given, whatever the model takes.
     await client.chat.completions.create(model=MODEL, messages=[user("hi")], compat="off", **params)  # type: ignore[arg-type]
@@ -186,14 +203,16 @@ async def test_messages_as_structs(client: AsyncCometAPI, server: MockServer) ->
     messages = [
         SystemMessage(content="be brief"),
         DeveloperMessage(content="dev rules"),
-        UserMessage(content=[
-            TextPart(text="look"),
-            ImagePart(image_url=ImageURL(url="https://x/cat.png", detail="low")),
-            InputAudioPart(input_audio=InputAudio(data="UklGRg==", format="wav")),
-        ]),
-        AssistantMessage(tool_calls=[
-            ToolCall(id="call_1", function=Function(name="f", arguments="{}"))
-        ]),
+        UserMessage(
+            content=[
+                TextPart(text="look"),
+                ImagePart(image_url=ImageURL(url="https://x/cat.png", detail="low")),
+                InputAudioPart(input_audio=InputAudio(data="UklGRg==", format="wav")),
+            ]
+        ),
+        AssistantMessage(
+            tool_calls=[ToolCall(id="call_1", function=Function(name="f", arguments="{}"))]
+        ),
         ToolMessage(content="42", tool_call_id="call_1"),
         {"role": "user", "content": "and a dict"},
     ]
@@ -221,21 +240,30 @@ async def test_an_answer_goes_back_as_the_next_assistant_turn(
     it is sent as an assistant message, without the SDK's own fields; its reasoning goes
     with it only when it called tools (DeepSeek wants it back then, and ignores it else)."""
     server.reply_turn(
-        content="Let me add.", reasoning_content="thinking...",
+        content="Let me add.",
+        reasoning_content="thinking...",
         tool_calls=[("add", {"a": 1, "b": 2})],
     )
     first = await client.chat.completions.create(model=MODEL, messages=[user("sum")])
     message = first.choices[0].message
     assert message.reasoning_content == "thinking..."
-    history: list[Any] = [user("sum"), message, {"role": "tool", "content": "3",
-                                                 "tool_call_id": "call_1_0"}]
+    history: list[Any] = [
+        user("sum"),
+        message,
+        {"role": "tool", "content": "3", "tool_call_id": "call_1_0"},
+    ]
     await client.chat.completions.create(model=MODEL, messages=history)
     sent = server.requests[-1].body["messages"][1]
     assert sent == {
         "role": "assistant",
         "content": "Let me add.",
-        "tool_calls": [{"id": "call_1_0", "type": "function",
-                        "function": {"name": "add", "arguments": '{"a":1,"b":2}'}}],
+        "tool_calls": [
+            {
+                "id": "call_1_0",
+                "type": "function",
+                "function": {"name": "add", "arguments": '{"a":1,"b":2}'},
+            }
+        ],
         "reasoning_content": "thinking...",
     }
     assert history[1] is message  # the caller's list is not changed
@@ -264,7 +292,9 @@ async def test_unknown_parameter_is_a_type_error(client: AsyncCometAPI) -> None:
     """A misspelt parameter fails at once, as a Python call with a bad keyword would."""
     with pytest.raises(TypeError, match="temprature"):
         await client.chat.completions.create(
-            model=MODEL, messages=[user("hi")], temprature=1  # type: ignore[call-overload]
+            model=MODEL,
+            messages=[user("hi")],
+            temprature=1,  # type: ignore[call-overload]
         )
 
 
@@ -297,12 +327,26 @@ async def test_unknown_and_missing_fields_tolerated(
     client: AsyncCometAPI, server: MockServer
 ) -> None:
     """Extra gateway fields are ignored and absent optional fields default to None."""
-    server.reply_json({
-        "id": "c-1", "object": "chat.completion", "model": MODEL, "obfuscation": "xyz",
-        "provider": {"name": "p"},
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok",
-                     "reasoning_content": "thought", "latency_checkpoint": 3}}],
-    })
+    server.reply_json(
+        {
+            "id": "c-1",
+            "object": "chat.completion",
+            "model": MODEL,
+            "obfuscation": "xyz",
+            "provider": {"name": "p"},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": "ok",
+                        "reasoning_content": "thought",
+                        "latency_checkpoint": 3,
+                    },
+                }
+            ],
+        }
+    )
     completion = await client.chat.completions.create(model=MODEL, messages=[user("hi")])
     message = completion.choices[0].message
     assert message.content == "ok" and message.reasoning_content == "thought"
@@ -370,7 +414,11 @@ async def test_error_class_per_status(
     error = info.value
     assert type(error) is cls
     assert (error.status_code, error.message, error.code, error.type, error.param) == (
-        status, "bad things", "some_code", "some_type", "p"
+        status,
+        "bad things",
+        "some_code",
+        "some_type",
+        "p",
     )
     assert error.body["error"]["message"] == "bad things"
     assert FAKE_KEY not in str(error) and FAKE_KEY not in repr(error)

@@ -76,7 +76,8 @@ def test_custom_tool_as_a_decorator() -> None:
 
     assert loud.kind == "custom" and loud.name == "shout"
     assert msgspec.to_builtins(loud.definition) == {
-        "type": "custom", "custom": {"name": "shout", "description": "Shout it."}
+        "type": "custom",
+        "custom": {"name": "shout", "description": "Shout it."},
     }
 
 
@@ -135,8 +136,14 @@ async def test_run_tools_routes_custom_calls(
 ) -> None:
     """run_tools() gives a custom call's raw text to its custom tool, a function call's JSON
     to its function tool, and sends both calls back in their own forms."""
-    calls = [CUSTOM_CALL, {"id": "call_y", "type": "function",
-                           "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}]
+    calls = [
+        CUSTOM_CALL,
+        {
+            "id": "call_y",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+        },
+    ]
     if stream:
         server.reply_stream([
             {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
@@ -145,14 +152,19 @@ async def test_run_tools_routes_custom_calls(
         ])  # fmt: skip
         server.reply_stream([{"choices": [{"index": 0, "delta": {"content": "42 and 3"},
                                            "finish_reason": "stop"}]}])  # fmt: skip
-        events = [e async for e in client.chat.completions.run_tools_stream(
-            model=MODEL, messages=[user("Work it out")], tools=[custom_tool(calculate), add])]
+        events = [
+            e
+            async for e in client.chat.completions.run_tools_stream(
+                model=MODEL, messages=[user("Work it out")], tools=[custom_tool(calculate), add]
+            )
+        ]
         run = events[-1].run  # type: ignore[union-attr]
     else:
         server.reply_json(answer({"content": None, "tool_calls": calls}, "tool_calls"))
         server.reply_json(answer({"content": "42 and 3"}))
         run = await client.chat.completions.run_tools(
-            model=MODEL, messages=[user("Work it out")],
+            model=MODEL,
+            messages=[user("Work it out")],
             tools=[custom_tool(calculate), function_tool(add)],
         )
     assert run.completion.choices[0].message.content == "42 and 3"

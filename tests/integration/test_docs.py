@@ -95,7 +95,7 @@ class Block:
 
     @property
     def expected(self) -> list[str]:
-        return [note[len("expect:"):].strip() for note in self.notes if note.startswith("expect:")]
+        return [note[len("expect:") :].strip() for note in self.notes if note.startswith("expect:")]
 
 
 def blocks(page: Path) -> Iterator[Block]:
@@ -116,7 +116,7 @@ def blocks(page: Path) -> Iterator[Block]:
         end = i + 1
         while end < len(lines) and lines[end].strip() != fence:
             end += 1
-        body = [line[len(indent):] for line in lines[i + 1:end]]
+        body = [line[len(indent) :] for line in lines[i + 1 : end]]
         yield Block(page, i + 1, kind.lower(), "\n".join(body) + "\n", notes)
         i = end + 1
 
@@ -162,8 +162,13 @@ def test_programs_run(threaded_server: MockServer, tmp_path: Path, page: Path) -
         script = tmp_path / f"program_{block.line}.py"
         script.write_text(block.code, encoding="utf-8")
         process = subprocess.Popen(
-            [sys.executable, str(script)], cwd=tmp_path, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
         )
         running.append((block, process))
     failures = []
@@ -196,20 +201,33 @@ def test_python_blocks_type_check(tmp_path: Path) -> None:
     for block in FRAGMENTS:
         body = textwrap.indent(block.code, "    ") if block.code.strip() else "    pass\n"
         files[f"fragment_{len(files)}.py"] = (
-            block, FRAGMENT_TEMPLATE.format(where=block.where, body=body)
+            block,
+            FRAGMENT_TEMPLATE.format(where=block.where, body=body),
         )
     for name, (_, text) in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
-         "--cache-dir", str(ROOT / ".mypy_cache" / "docs"), *files],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(ROOT / ".mypy_cache" / "docs"),
+            *files,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     # Name the page and line of each error instead of the temporary file.
     report = re.sub(
         r"^(\w+\.py):(\d+)",
         lambda m: f"{files[m.group(1)][0].where} (line {m.group(2)} of {m.group(1)})",
-        done.stdout, flags=re.M,
+        done.stdout,
+        flags=re.M,
     )
     assert done.returncode == 0, report + done.stderr
 
@@ -226,9 +244,11 @@ def _commands(line: str) -> Iterator[list[str]]:
             words = words[1:]  # VAR=value before the command
         if words and Path(words[0]).name == "aiocometapi":
             yield words[1:]
-        elif len(words) > 2 and Path(words[0]).name.startswith("python") and words[1:3] == [
-            "-m", "aiocometapi"
-        ]:
+        elif (
+            len(words) > 2
+            and Path(words[0]).name.startswith("python")
+            and words[1:3] == ["-m", "aiocometapi"]
+        ):
             yield words[3:]
 
 
@@ -257,8 +277,10 @@ def test_shell_commands_exist() -> None:
                 text = _help(args[0])
                 for word in args[1:]:
                     option = word.split("=", 1)[0]
-                    if option.startswith("-") and option != "-" and not re.search(
-                        rf"(?<![\w-]){re.escape(option)}(?![\w-])", text
+                    if (
+                        option.startswith("-")
+                        and option != "-"
+                        and not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text)
                     ):
                         problems.append(f"{block.page.name}:{number}: {args[0]} has no {option}")
     assert shell
@@ -314,8 +336,10 @@ def test_the_docstring_check_finds_what_is_missing() -> None:
     module = ModuleType("example")
     problems = list(hooks._problems("example.bare", bare, "bare", module))
     problems += hooks._problems("example.partial", partial, "partial", module)
-    assert problems == ["example.bare: no docstring", "example.partial: the docstring does not "
-                        "describe y"]
+    assert problems == [
+        "example.bare: no docstring",
+        "example.partial: the docstring does not describe y",
+    ]
 
 
 def test_the_cli_reference_shows_every_command() -> None:

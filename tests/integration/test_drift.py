@@ -28,11 +28,13 @@ ANSWER: dict[str, Any] = {
     "object": "chat.completion",
     "created": 1_700_000_000,
     "model": MODEL,
-    "choices": [{
-        "index": 0,
-        "message": {"role": "assistant", "content": "the answer"},
-        "finish_reason": "stop",
-    }],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "the answer"},
+            "finish_reason": "stop",
+        }
+    ],
     "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
 }
 
@@ -88,8 +90,9 @@ def field_of(completion: Any, name: str) -> Any:
     return call.function.arguments if name == "arguments" else getattr(call, name)
 
 
-@pytest.mark.parametrize(("changes", "name", "expected"), [d[1:] for d in DRIFT],
-                         ids=[d[0] for d in DRIFT])
+@pytest.mark.parametrize(
+    ("changes", "name", "expected"), [d[1:] for d in DRIFT], ids=[d[0] for d in DRIFT]
+)
 async def test_drifted_answer_is_repaired(
     client: AsyncCometAPI, server: MockServer, changes: Any, name: str, expected: Any
 ) -> None:
@@ -107,8 +110,11 @@ async def test_repair_is_logged_without_values(
     client: AsyncCometAPI, server: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The log says where the answer was repaired, never what it holds."""
-    server.reply_json(drifted({("created",): 1.5, (*MESSAGE, "content"): [
-        {"type": "text", "text": "private words"}]}))
+    server.reply_json(
+        drifted(
+            {("created",): 1.5, (*MESSAGE, "content"): [{"type": "text", "text": "private words"}]}
+        )
+    )
     with caplog.at_level(logging.INFO, logger="aiocometapi"):
         await client.chat.completions.create(model=MODEL, messages=[user("q")])
     [line] = [r.getMessage() for r in caplog.records if "repaired" in r.getMessage()]
@@ -117,11 +123,15 @@ async def test_repair_is_logged_without_values(
     assert "private words" not in line
 
 
-@pytest.mark.parametrize("body", [
-    {"choices": "not a list"},
-    {"choices": [{"message": "not an object"}]},
-    {"usage": {"prompt_tokens": "many"}},
-], ids=["choices", "message", "tokens"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": "not a list"},
+        {"choices": [{"message": "not an object"}]},
+        {"usage": {"prompt_tokens": "many"}},
+    ],
+    ids=["choices", "message", "tokens"],
+)
 async def test_what_is_not_drift_still_fails(
     client: AsyncCometAPI, server: MockServer, body: Any
 ) -> None:
@@ -134,21 +144,40 @@ async def test_what_is_not_drift_still_fails(
 
 
 def chunk(delta: dict[str, Any], **top: Any) -> dict[str, Any]:
-    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": None}], **top}
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        **top,
+    }
 
 
 async def test_drifted_chunks_are_repaired(client: AsyncCometAPI, server: MockServer) -> None:
     """Streamed, each drifted chunk is repaired on its own and the stream goes on."""
-    server.reply_stream([
-        chunk({"role": "assistant", "content": ""}, id=None, created=1.5),
-        {**chunk({"content": "the "}), "choices": [
-            {"index": "0", "delta": {"content": "the "}, "finish_reason": None}]},
-        chunk({"content": [{"type": "text", "text": "answer"}]}),
-        chunk({"tool_calls": [{"id": "call_1", "type": "function",
-                               "function": {"name": "add", "arguments": {"a": 1}}}]}),
-        chunk({}, usage={"prompt_tokens": 3.0, "completion_tokens": 2, "total_tokens": 5}),
-    ])
+    server.reply_stream(
+        [
+            chunk({"role": "assistant", "content": ""}, id=None, created=1.5),
+            {
+                **chunk({"content": "the "}),
+                "choices": [{"index": "0", "delta": {"content": "the "}, "finish_reason": None}],
+            },
+            chunk({"content": [{"type": "text", "text": "answer"}]}),
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "add", "arguments": {"a": 1}},
+                        }
+                    ]
+                }
+            ),
+            chunk({}, usage={"prompt_tokens": 3.0, "completion_tokens": 2, "total_tokens": 5}),
+        ]
+    )
     async with await client.chat.completions.create(
         model=MODEL, messages=[user("q")], stream=True
     ) as stream:
@@ -166,8 +195,10 @@ async def test_a_drifting_stream_logs_once(
 ) -> None:
     """A provider that drifts in every chunk gets every chunk repaired, and one log line."""
     drifting = [
-        {**chunk({"content": f"w{i} "}), "choices": [
-            {"index": "0", "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+        {
+            **chunk({"content": f"w{i} "}),
+            "choices": [{"index": "0", "delta": {"content": f"w{i} "}, "finish_reason": None}],
+        }
         for i in range(50)
     ]
     server.reply_stream(drifting)
@@ -206,13 +237,22 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-ANSWER_PATHS = paths({**ANSWER, "choices": [{**ANSWER["choices"][0], "message": {
-    **ANSWER["choices"][0]["message"], "tool_calls": [CALL]}}]})
+ANSWER_PATHS = paths(
+    {
+        **ANSWER,
+        "choices": [
+            {
+                **ANSWER["choices"][0],
+                "message": {**ANSWER["choices"][0]["message"], "tool_calls": [CALL]},
+            }
+        ],
+    }
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                 max_size=3),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -222,8 +262,15 @@ json_values = st.recursive(
 def test_any_drift_is_repaired_or_refused(changes: dict[tuple[Any, ...], Any]) -> None:
     """Whatever lands wherever in an answer, decoding gives a completion or msgspec's own
     error (which the client turns into APIResponseValidationError); nothing else escapes."""
-    answer = {**ANSWER, "choices": [{**ANSWER["choices"][0], "message": {
-        **ANSWER["choices"][0]["message"], "tool_calls": [CALL]}}]}
+    answer = {
+        **ANSWER,
+        "choices": [
+            {
+                **ANSWER["choices"][0],
+                "message": {**ANSWER["choices"][0]["message"], "tool_calls": [CALL]},
+            }
+        ],
+    }
     answer = copy.deepcopy(answer)
     for path, value in sorted(changes.items(), key=lambda item: len(item[0])):
         target: Any = answer

@@ -38,7 +38,8 @@ def requests(n: int, **extra: Any) -> Iterator[dict[str, Any]]:
 def client_tasks() -> int:
     """Tasks in this loop other than the local server's connection handlers."""
     return sum(
-        1 for t in asyncio.all_tasks()
+        1
+        for t in asyncio.all_tasks()
         if getattr(t.get_coro(), "__qualname__", "") != "RequestHandler.start"
     )
 
@@ -60,9 +61,10 @@ async def collect(results: AsyncIterator[FanOutResult]) -> list[FanOutResult]:
 
 async def test_one_result_per_input_under_failures() -> None:
     """With 500s and dropped connections injected, every input still yields exactly one result."""
-    async with MockServer(fail_rate=0.3, drop_rate=0.1, seed=7) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, max_retries=2
-    ) as client:
+    async with (
+        MockServer(fail_rate=0.3, drop_rate=0.1, seed=7) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url, max_retries=2) as client,
+    ):
         results = await collect(client.chat.completions.fan_out(requests(300), concurrency=25))
     assert sorted(r.index for r in results) == list(range(300))
     for r in results:
@@ -80,9 +82,10 @@ async def test_one_result_per_input_under_failures() -> None:
 
 async def test_ordered_mode(client: AsyncCometAPI) -> None:
     """ordered=True yields results in input order even when replies finish out of order."""
-    async with MockServer(slow_rate=0.3, slow_delay=0.05, seed=3) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as slow_client:
+    async with (
+        MockServer(slow_rate=0.3, slow_delay=0.05, seed=3) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as slow_client,
+    ):
         results = await collect(
             slow_client.chat.completions.fan_out(requests(120), concurrency=16, ordered=True)
         )
@@ -109,13 +112,15 @@ async def test_ordered_window_bounds_read_ahead(client: AsyncCometAPI, server: M
 
 async def test_async_iterable_input_and_bad_item(client: AsyncCometAPI) -> None:
     """An async generator works as input; an item that is not a dict fails alone."""
+
     async def source() -> AsyncIterator[Any]:
         yield {"model": MODEL, "messages": [user("a")]}
         yield "not a request"
         yield {"model": MODEL, "messages": [user("c")]}
 
-    results = sorted(await collect(client.chat.completions.fan_out(source())),
-                     key=lambda r: r.index)
+    results = sorted(
+        await collect(client.chat.completions.fan_out(source())), key=lambda r: r.index
+    )
     assert [r.ok for r in results] == [True, False, True]
     assert isinstance(results[1].error, TypeError)
 
@@ -131,6 +136,7 @@ async def test_streaming_requests(client: AsyncCometAPI) -> None:
 
 async def test_failing_input_iterable_raises() -> None:
     """An error raised by the caller's own iterable ends the fan-out with that error."""
+
     def source() -> Iterator[dict[str, Any]]:
         yield {"model": MODEL, "messages": [user("a")]}
         raise KeyError("broken input")
@@ -184,6 +190,7 @@ async def test_consumer_cancellation(client: AsyncCometAPI, server: MockServer) 
 
 async def test_lazy_input_constant_memory() -> None:
     """Peak memory does not grow with the number of inputs: they are taken lazily."""
+
     async def create(**request: Any) -> ChatCompletion:
         await anyio.sleep(0)
         return ChatCompletion(id="x")
@@ -210,13 +217,12 @@ async def test_lazy_input_constant_memory() -> None:
 @pytest.mark.real_waits
 async def test_shared_cool_down_across_workers() -> None:
     """A 429 anywhere slows every worker: the fan-out converges on capacity, losing nothing."""
-    async with MockServer(rps_limit=100, seed=1) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as client:
+    async with (
+        MockServer(rps_limit=100, seed=1) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as client,
+    ):
         started = time.monotonic()
-        results = await collect(
-            client.chat.completions.fan_out(requests(300), concurrency=100)
-        )
+        results = await collect(client.chat.completions.fan_out(requests(300), concurrency=100))
         elapsed = time.monotonic() - started
         state = client.rate_state()
     assert all(r.ok for r in results) and len(results) == 300
@@ -230,9 +236,10 @@ async def test_shared_cool_down_across_workers() -> None:
 @pytest.mark.real_waits
 async def test_shared_cool_down_for_a_burst_of_plain_calls() -> None:
     """A burst of concurrent create() calls overshoots once too, then is paced: nothing lost."""
-    async with MockServer(rps_limit=100, seed=1) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as client:
+    async with (
+        MockServer(rps_limit=100, seed=1) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as client,
+    ):
         limiter = asyncio.Semaphore(100)
 
         async def one(request: dict[str, Any]) -> ChatCompletion:
@@ -263,9 +270,12 @@ async def test_cool_down_applies_to_plain_calls() -> None:
 
 async def test_budgets_pace_requests() -> None:
     """A requests-per-minute budget makes requests past its burst wait; usage is counted."""
-    async with MockServer() as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, requests_per_minute=60, tokens_per_minute=100_000
-    ) as client:
+    async with (
+        MockServer() as server,
+        AsyncCometAPI(
+            FAKE_KEY, base_url=server.url, requests_per_minute=60, tokens_per_minute=100_000
+        ) as client,
+    ):
         results = await collect(client.chat.completions.fan_out(requests(30), concurrency=30))
         state = client.rate_state()
     assert len(results) == 30 and all(r.ok for r in results)
@@ -303,9 +313,10 @@ async def run_until_stopped(
 async def test_stop_when_every_request_is_refused() -> None:
     """With a refused key, the fan-out sends one wave of requests, yields them, then stops."""
     source = CountingSource(320)
-    async with MockServer(api_key="sk-the-right-key") as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as client:
+    async with (
+        MockServer(api_key="sk-the-right-key") as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as client,
+    ):
         seen, stopped = await run_until_stopped(
             client.chat.completions.fan_out(source, concurrency=16, stop_on_systemic_failure=True)
         )
@@ -372,9 +383,10 @@ async def test_differing_client_errors_do_not_stop(
 
 async def test_refusals_do_not_stop_by_default() -> None:
     """Without the option, every input yields its result, however they fail."""
-    async with MockServer(api_key="sk-the-right-key") as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as client:
+    async with (
+        MockServer(api_key="sk-the-right-key") as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as client,
+    ):
         results = await collect(client.chat.completions.fan_out(requests(40), concurrency=8))
     assert sorted(r.index for r in results) == list(range(40))
     assert server.stats.requests == 40
@@ -382,12 +394,16 @@ async def test_refusals_do_not_stop_by_default() -> None:
 
 async def test_ordered_stop_yields_what_was_taken_in_order() -> None:
     """In ordered mode a stop wakes workers waiting for room, and yields in input order."""
-    async with MockServer(api_key="sk-the-right-key") as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url
-    ) as client:
+    async with (
+        MockServer(api_key="sk-the-right-key") as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as client,
+    ):
         seen, stopped = await run_until_stopped(
             client.chat.completions.fan_out(
-                requests(100), concurrency=4, ordered=True, window=4,
+                requests(100),
+                concurrency=4,
+                ordered=True,
+                window=4,
                 stop_on_systemic_failure=True,
             )
         )

@@ -76,9 +76,10 @@ async def serving(
 ) -> AsyncIterator[tuple[RawServer, AsyncCometAPI]]:
     """A raw server running ``scripts`` and a client with small clocks and no retries."""
     options = {"timeout": CLOCKS, "max_retries": 0, **options}
-    async with RawServer(*scripts) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, **options
-    ) as client:
+    async with (
+        RawServer(*scripts) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url, **options) as client,
+    ):
         yield server, client
 
 
@@ -100,7 +101,9 @@ async def ask(client: AsyncCometAPI, stream: bool, server: RawServer | None = No
 
 async def fails(
     expected: type[Exception] | tuple[type[Exception], ...],
-    client: AsyncCometAPI, stream: bool, server: RawServer | None = None
+    client: AsyncCometAPI,
+    stream: bool,
+    server: RawServer | None = None,
 ) -> tuple[Any, float]:
     """The error one request raises (it must be ``expected``) and the seconds it took."""
     started = time.monotonic()
@@ -197,9 +200,12 @@ async def test_handshake_that_never_completes_hits_the_connect_clock(stream: boo
             error, elapsed = await fails(APITimeoutError, client, stream)
             check_timeout(error, "connect", TICK, elapsed)
             assert (client.pool_state().in_use, client.pool_state().idle) == (0, 0)
-    async with AsyncCometAPI(
-        FAKE_KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=clocks, max_retries=0
-    ) as client, RawServer(port=port):
+    async with (
+        AsyncCometAPI(
+            FAKE_KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=clocks, max_retries=0
+        ) as client,
+        RawServer(port=port),
+    ):
         assert await ask(client, stream) == "healthy"
 
 
@@ -497,8 +503,11 @@ async def test_endless_chunked_body_is_cut_at_the_bound() -> None:
 async def test_over_size_refusal_is_not_retried() -> None:
     """Refusing an over-size body is final: the same answer is not fetched again."""
     async with serving(
-        endless_chunked_body, endless_chunked_body, max_retries=1,
-        timeout=replace(CLOCKS, total=30), max_body_size=MIB,
+        endless_chunked_body,
+        endless_chunked_body,
+        max_retries=1,
+        timeout=replace(CLOCKS, total=30),
+        max_body_size=MIB,
     ) as (server, client):
         await fails(APIResponseValidationError, client, False)
         assert len(server.requests) == 1
@@ -537,7 +546,8 @@ async def endless_line(conn: Conn) -> None:
 
 
 @pytest.mark.parametrize(
-    "script", [oversized_event(FIRST), oversized_event(b""), endless_line],
+    "script",
+    [oversized_event(FIRST), oversized_event(b""), endless_line],
     ids=["after-a-chunk", "first-event", "endless-line"],
 )
 async def test_stream_event_over_max_event_size(script: Script) -> None:
@@ -595,8 +605,11 @@ async def test_invalid_utf8_where_nothing_reads_it() -> None:
     async with serving(answer(response(plain))) as (server, client):
         assert await ask(client, False) == "healthy"
     streamed = (
-        sse_head() + chunk(b": \xff\xfe comment\n\nevent: p\xffng\ndata: {}\n\n")
-        + event(content_chunk("healthy")) + event("[DONE]") + LAST_CHUNK
+        sse_head()
+        + chunk(b": \xff\xfe comment\n\nevent: p\xffng\ndata: {}\n\n")
+        + event(content_chunk("healthy"))
+        + event("[DONE]")
+        + LAST_CHUNK
     )
     async with serving(answer(streamed)) as (server, client):
         assert await ask(client, True) == "healthy"
@@ -606,7 +619,8 @@ async def test_invalid_utf8_where_nothing_reads_it() -> None:
 async def test_json_sent_as_text_plain() -> None:
     """A completion labelled text/plain is still read as the JSON it is."""
     async with serving(answer(response(COMPLETION_BYTES, content_type="text/plain"))) as (
-        server, client,
+        server,
+        client,
     ):
         assert await ask(client, False) == "healthy"
         await usable_after(server, client, False, closed=False)
@@ -636,7 +650,8 @@ async def test_stream_answered_with_something_else(case: str) -> None:
     """A 200 stream answer that is not an event stream shows what came, and is not re-sent."""
     body, content_type, says = NOT_EVENT_STREAMS[case]
     async with serving(answer(response(body, content_type=content_type)), max_retries=2) as (
-        server, client,
+        server,
+        client,
     ):
         error, _ = await fails(CometAPIError, client, True)
         assert not isinstance(error, IncompleteStreamError), error
@@ -691,7 +706,8 @@ async def test_html_error_page(stream: bool) -> None:
 async def test_html_error_page_is_retried(stream: bool, retry_waits: list[float]) -> None:
     """A 502 page is retried like any 5xx, and the retry's answer is returned."""
     async with serving(answer(response(PAGE, 502, "text/html")), max_retries=1) as (
-        server, client,
+        server,
+        client,
     ):
         assert await ask(client, stream) == "healthy"
         assert len(server.requests) == 2 and len(retry_waits) == 1
@@ -705,7 +721,8 @@ async def test_html_error_page_is_retried(stream: bool, retry_waits: list[float]
 NOT_HTTP = {
     "not-http": (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", r"SSH-2\.0-OpenSSH"),
     "huge-header": (
-        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", r"more than \d+ bytes"
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        r"more than \d+ bytes",
     ),
     "bad-chunk-size": (sse_head() + b"zz\r\ndata: x\r\n", r"chunk size"),
 }

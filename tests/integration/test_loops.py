@@ -72,11 +72,20 @@ def test_module_level_client_across_three_asyncio_runs(
     done = subprocess.run(
         # -W always::ResourceWarning: an unclosed socket or transport would print too.
         [sys.executable, "-W", "always::ResourceWarning", str(script)],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n") == ["Echo: run 0", "Echo: run 1", "Echo: run 2", "Echo: s",
-                                       "5", ""]
+    assert done.stdout.split("\n") == [
+        "Echo: run 0",
+        "Echo: run 1",
+        "Echo: run 2",
+        "Echo: s",
+        "5",
+        "",
+    ]
     assert done.stderr == ""
     assert threaded_server.connections_total == 4  # a pool per loop, and the second client's
 

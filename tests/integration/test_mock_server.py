@@ -36,10 +36,15 @@ async def post(
     server: MockServer, body: Any, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     """POST to /chat/completions on a fresh session: status, lower-cased headers, body."""
-    async with aiohttp.ClientSession() as session, session.post(
-        server.url + "/chat/completions", json=body, headers=AUTH if headers is None else headers,
-        allow_redirects=False,
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            server.url + "/chat/completions",
+            json=body,
+            headers=AUTH if headers is None else headers,
+            allow_redirects=False,
+        ) as resp,
+    ):
         return resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.read()
 
 
@@ -74,12 +79,18 @@ async def test_default_reply_and_usage() -> None:
     """The default reply echoes the last user text, honours n, and counts plausible usage."""
     async with MockServer() as server:
         body = {
-            "model": "o3", "n": 2,
+            "model": "o3",
+            "n": 2,
             "messages": [
                 {"role": "system", "content": "be brief"},
                 {"role": "user", "content": [{"type": "text", "text": "first"}]},
-                {"role": "user", "content": [{"type": "text", "text": "hello"},
-                                             {"type": "image_url", "image_url": {"url": "x"}}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "hello"},
+                        {"type": "image_url", "image_url": {"url": "x"}},
+                    ],
+                },
             ],
         }
         status, headers, raw = await post(server, body)
@@ -107,7 +118,10 @@ async def test_default_stream_with_usage() -> None:
     words = [c["choices"][0]["delta"]["content"] for c in parsed[1:5]]
     assert words == ["Echo: ", "one ", "two  ", "three"]
     assert parsed[5]["choices"][0] == {
-        "index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "stop",
     }
     assert parsed[6]["choices"] == [] and parsed[6]["usage"]["completion_tokens"] == 4
     assert len(parsed) == 7
@@ -146,12 +160,27 @@ async def test_chunk_delay_and_latency() -> None:
 
 
 TOOLS = [
-    {"type": "function", "function": {"name": "add", "parameters": {
-        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-        "required": ["a", "b"]}}},
-    {"type": "function", "function": {"name": "where", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"},
-                                         "unit": {"enum": ["c", "f"]}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "add",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "where",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            },
+        },
+    },
 ]
 
 
@@ -160,8 +189,10 @@ async def test_default_reply_calls_offered_tools() -> None:
     async with MockServer() as server:
         _, _, raw = await post(server, chat("go", tools=TOOLS))
         message = json.loads(raw)["choices"][0]["message"]
-        calls = [(c["function"]["name"], json.loads(c["function"]["arguments"]))
-                 for c in message["tool_calls"]]
+        calls = [
+            (c["function"]["name"], json.loads(c["function"]["arguments"]))
+            for c in message["tool_calls"]
+        ]
         assert calls == [("add", {"a": 1, "b": 1}), ("where", {"city": "example", "unit": "c"})]
         assert json.loads(raw)["choices"][0]["finish_reason"] == "tool_calls"
 
@@ -200,8 +231,10 @@ async def test_default_reply_fits_a_json_schema() -> None:
         },
         "$defs": {
             "Place": {"type": "object", "properties": {"city": {"const": "Oslo"}}},
-            "Node": {"type": "object", "properties": {"child": {
-                "anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}}},
+            "Node": {
+                "type": "object",
+                "properties": {"child": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}},
+            },
         },
     }
     response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
@@ -210,8 +243,13 @@ async def test_default_reply_fits_a_json_schema() -> None:
         streamed = await post(server, chat(response_format=response_format, stream=True))
     answer = json.loads(json.loads(raw)["choices"][0]["message"]["content"])
     assert {k: answer[k] for k in ("name", "age", "tags", "kind", "score", "ok", "home")} == {
-        "name": "example", "age": 18, "tags": ["example", "example"], "kind": "a",
-        "score": 1.5, "ok": True, "home": {"city": "Oslo"},
+        "name": "example",
+        "age": 18,
+        "tags": ["example", "example"],
+        "kind": "a",
+        "score": 1.5,
+        "ok": True,
+        "home": {"city": "Oslo"},
     }
     depth, node = 0, answer["tree"]
     while node is not None:  # a recursive schema is cut off, not followed forever
@@ -225,7 +263,11 @@ async def test_reply_json_error_and_raw() -> None:
     async with MockServer() as server:
         server.reply_json({"choices": []}, status=201, headers={"X-Extra": "1"})
         server.reply_error(
-            400, "bad", type="invalid_request_error", code="c", param="p",
+            400,
+            "bad",
+            type="invalid_request_error",
+            code="c",
+            param="p",
             headers={"X-Request-Id": "hdr-1"},
         )
         server.reply_raw(502, "<html>502</html>", content_type="text/html")
@@ -284,8 +326,7 @@ async def test_reply_stream_event_kinds() -> None:
     assert status == 200 and headers["x-stream"] == "yes"
     assert headers["content-type"].startswith("text/event-stream")
     assert raw == (
-        b'data: {"a":1}\n\n: ping\n\ndata: not json\n\n'
-        b"event: error\ndata: {}\n\ndata: [DONE]\n\n"
+        b'data: {"a":1}\n\n: ping\n\ndata: not json\n\nevent: error\ndata: {}\n\ndata: [DONE]\n\n'
     )
     assert second[0] == 500 and second[2] == b"data: [DONE]\n\n"
 
@@ -322,9 +363,10 @@ async def test_reply_turn_json() -> None:
     """A non-streaming request gets the scripted turn as one completion."""
     async with MockServer() as server:
         server.reply_turn(
-            content="Let me check.", tool_calls=[("get_weather", {"city": "Paris"})],
-            reasoning_content="thinking", usage={"prompt_tokens": 1, "completion_tokens": 2,
-                                                 "total_tokens": 3},
+            content="Let me check.",
+            tool_calls=[("get_weather", {"city": "Paris"})],
+            reasoning_content="thinking",
+            usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
         )
         _, _, raw = await post(server, chat())
     choice = json.loads(raw)["choices"][0]
@@ -375,7 +417,8 @@ async def test_reply_turn_without_index() -> None:
     assert deltas[0] == {"role": "assistant", "content": None}
     calls = [tc for d in deltas for tc in d.get("tool_calls", [])]
     assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
-        ("a", "{}"), ("b", '{"x":1}')
+        ("a", "{}"),
+        ("b", '{"x":1}'),
     ]
     assert all("index" not in c and c["id"] for c in calls)
 
@@ -395,8 +438,12 @@ async def test_reply_turn_refusal() -> None:
 
 async def test_auth() -> None:
     """A set api_key must match; without one any non-empty bearer token passes."""
-    error = {"message": "Invalid API key", "type": "invalid_request_error",
-             "code": "invalid_api_key", "param": None}
+    error = {
+        "message": "Invalid API key",
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+        "param": None,
+    }
     async with MockServer(api_key="sk-right") as server:
         status, _, raw = await post(server, chat(), {"Authorization": "Bearer sk-wrong"})
         assert (status, json.loads(raw)) == (401, {"error": error})
@@ -518,9 +565,12 @@ async def test_stalled_stream_released_when_client_leaves() -> None:
     """A client leaving during a Pause frees the connection and the in-flight slot at once."""
     async with MockServer() as server:
         server.reply_stream([{"n": 1}, Pause(30)])
-        async with aiohttp.ClientSession() as session, session.post(
-            server.url + "/chat/completions", json=chat(stream=True), headers=AUTH
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                server.url + "/chat/completions", json=chat(stream=True), headers=AUTH
+            ) as resp,
+        ):
             await resp.content.readuntil(b"\n\n")
             resp.close()
         await eventually(lambda: server.open_connections == 0 and server.stats.in_flight == 0)
@@ -530,7 +580,8 @@ async def test_requests_recorded() -> None:
     """Every request is recorded with method, path, query, lower-cased headers and body."""
     async with MockServer() as server, aiohttp.ClientSession() as session:
         async with session.post(
-            server.url + "/chat/completions?debug=1", json=chat(),
+            server.url + "/chat/completions?debug=1",
+            json=chat(),
             headers={**AUTH, "X-Trace": "t-1"},
         ) as resp:
             await resp.read()
@@ -555,8 +606,12 @@ async def test_requests_recorded() -> None:
 async def test_invalid_chat_bodies() -> None:
     """Bodies that are not JSON objects or lack model or messages get a 400."""
     async with MockServer() as server:
-        for body, param in [([1, 2], None), ({"messages": []}, "model"),
-                            ({"model": MODEL}, "messages"), (chat(n=0), "n")]:
+        for body, param in [
+            ([1, 2], None),
+            ({"messages": []}, "model"),
+            ({"model": MODEL}, "messages"),
+            (chat(n=0), "n"),
+        ]:
             status, _, raw = await post(server, body)
             error = json.loads(raw)["error"]
             assert (status, error["type"], error["param"]) == (400, "invalid_request_error", param)
@@ -564,9 +619,10 @@ async def test_invalid_chat_bodies() -> None:
 
 async def test_models() -> None:
     """GET /v1/models lists the configured ids; GET /v1/models/{id} finds one or 404s."""
-    async with MockServer(models=["m-1", "claude-x"]) as server, aiohttp.ClientSession(
-        headers=AUTH
-    ) as session:
+    async with (
+        MockServer(models=["m-1", "claude-x"]) as server,
+        aiohttp.ClientSession(headers=AUTH) as session,
+    ):
         async with session.get(server.url + "/models") as resp:
             listing = json.loads(await resp.read())
         async with session.get(server.url + "/models/claude-x") as resp:
@@ -609,9 +665,10 @@ def test_run_serves_until_sigterm() -> None:
             assert url.endswith("/v1")
 
             async def get_models() -> int:
-                async with aiohttp.ClientSession(headers=AUTH) as session, session.get(
-                    url + "/models"
-                ) as resp:
+                async with (
+                    aiohttp.ClientSession(headers=AUTH) as session,
+                    session.get(url + "/models") as resp,
+                ):
                     return resp.status
 
             assert asyncio.run(get_models()) == 200

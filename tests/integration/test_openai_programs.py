@@ -56,16 +56,27 @@ def busy_three_times(server: MockServer) -> None:
 
 def with_my_header(server: MockServer) -> None:
     server.reply_json(
-        {"id": "c", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                 "finish_reason": "stop"}]},
+        {
+            "id": "c",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+        },
         headers=MY_HEADER,
     )
 
 
 def streamed_with_my_header(server: MockServer) -> None:
-    chunk = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-5.5",
-             "choices": [{"index": 0, "delta": {"content": "this is a test"},
-                          "finish_reason": "stop"}]}
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "gpt-5.5",
+        "choices": [{"index": 0, "delta": {"content": "this is a test"}, "finish_reason": "stop"}],
+    }
     server.reply_stream([chunk], headers=MY_HEADER)
 
 
@@ -149,7 +160,11 @@ def test_openai_program_runs(threaded_server: MockServer, tmp_path: Path, name: 
     }
     done = subprocess.run(
         [sys.executable, str(PROGRAMS / name)],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == spec.returncode, done.stderr
     for text in spec.prints:

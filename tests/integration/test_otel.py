@@ -71,8 +71,16 @@ async def test_a_completion_is_one_span_with_the_conventions_attributes(
 ) -> None:
     """A plain call gives a CLIENT span 'chat {model}' with request, response and usage."""
     c = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=HI, temperature=0.5, top_p=0.9, max_tokens=100,
-        stop=["END"], seed=7, n=2, frequency_penalty=0.1, presence_penalty=0.2,
+        model="gpt-4o-mini",
+        messages=HI,
+        temperature=0.5,
+        top_p=0.9,
+        max_tokens=100,
+        stop=["END"],
+        seed=7,
+        n=2,
+        frequency_penalty=0.1,
+        presence_penalty=0.2,
     )
     [span] = telemetry.finished()
     assert span.name == "chat gpt-4o-mini"
@@ -103,16 +111,27 @@ async def test_a_completion_is_one_span_with_the_conventions_attributes(
     }
 
 
-async def test_metrics_follow_the_conventions(
-    client: AsyncCometAPI, telemetry: Telemetry
-) -> None:
+async def test_metrics_follow_the_conventions(client: AsyncCometAPI, telemetry: Telemetry) -> None:
     """Duration and token usage are histograms with the conventions' attributes and buckets."""
     c = await client.chat.completions.create(model="gpt-4o-mini", messages=HI)
     assert c.usage is not None
     [duration] = telemetry.points("gen_ai.client.operation.duration")
     assert duration.count == 1
     assert list(duration.explicit_bounds) == [
-        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+        0.01,
+        0.02,
+        0.04,
+        0.08,
+        0.16,
+        0.32,
+        0.64,
+        1.28,
+        2.56,
+        5.12,
+        10.24,
+        20.48,
+        40.96,
+        81.92,
     ]
     common = {
         "gen_ai.operation.name": "chat",
@@ -125,9 +144,8 @@ async def test_metrics_follow_the_conventions(
     assert attributes.pop("server.port") > 0
     assert attributes == common
     tokens = {
-        dict(p.attributes or {})["gen_ai.token.type"]: p for p in telemetry.points(
-            "gen_ai.client.token.usage"
-        )
+        dict(p.attributes or {})["gen_ai.token.type"]: p
+        for p in telemetry.points("gen_ai.client.token.usage")
     }
     assert tokens["input"].sum == c.usage.prompt_tokens
     assert tokens["output"].sum == c.usage.completion_tokens
@@ -231,9 +249,7 @@ async def test_a_stream_left_early_ends_its_span(
     assert span.status.status_code is StatusCode.UNSET
 
 
-async def test_uninstrument_stops_the_spans(
-    client: AsyncCometAPI, telemetry: Telemetry
-) -> None:
+async def test_uninstrument_stops_the_spans(client: AsyncCometAPI, telemetry: Telemetry) -> None:
     """After uninstrument() calls make no span."""
     otel.uninstrument()
     assert not otel.is_instrumented()

@@ -24,7 +24,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
@@ -63,7 +65,12 @@ def test_sdist_holds_only_what_a_build_needs(built: tuple[Path, Path]) -> None:
     files = sdist_files(built[0])
     outside = {name for name in files if not name.startswith("src/aiocometapi/")}
     assert outside == {
-        "CHANGELOG.md", "LICENSE", "PKG-INFO", "README.md", "hatch_build.py", "pyproject.toml",
+        "CHANGELOG.md",
+        "LICENSE",
+        "PKG-INFO",
+        "README.md",
+        "hatch_build.py",
+        "pyproject.toml",
     }
     assert "src/aiocometapi/py.typed" in files
     assert not any(part.startswith(".") for name in files for part in name.split("/"))
@@ -78,7 +85,8 @@ def test_wheel_holds_the_package_and_its_type_marker(built: tuple[Path, Path]) -
         assert "aiocometapi = aiocometapi.cli:main" in archive.read(entry_points).decode()
     assert "aiocometapi/py.typed" in names and "aiocometapi/__init__.py" in names
     assert {name.split("/")[0] for name in names} == {
-        "aiocometapi", next(n.split("/")[0] for n in names if ".dist-info/" in n)
+        "aiocometapi",
+        next(n.split("/")[0] for n in names if ".dist-info/" in n),
     }
 
 

@@ -59,12 +59,14 @@ def test_every_reference_parameter_is_named() -> None:
     assert set(NEW_VALUES) <= named
 
 
-async def test_new_parameters_are_sent_as_given(
-    client: AsyncCometAPI, server: MockServer
-) -> None:
+async def test_new_parameters_are_sent_as_given(client: AsyncCometAPI, server: MockServer) -> None:
     """The new parameters reach the server as given (compat off: nothing checked)."""
     stream = await create(
-        client, model="gpt-5.4-mini", messages=[user("hi")], stream=True, compat="off",
+        client,
+        model="gpt-5.4-mini",
+        messages=[user("hi")],
+        stream=True,
+        compat="off",
         **NEW_VALUES,
     )
     async with stream:
@@ -85,7 +87,9 @@ async def test_unknown_parameter_names_extra_body(
     assert "extra_body={'thinking': ...}" in message
     assert server.requests == []
     await create(
-        client, model="claude-sonnet-4-6", messages=[user("hi")],
+        client,
+        model="claude-sonnet-4-6",
+        messages=[user("hi")],
         extra_body={"thinking": {"type": "enabled"}},
     )
     assert server.requests[-1].body["thinking"] == {"type": "enabled"}

@@ -109,14 +109,22 @@ def test_a_missing_or_broken_file_is_refused(tmp_path: Path) -> None:
         load_prices(broken)
 
 
-async def test_cost_from_a_price_file_reaches_the_meter(
-    server: MockServer, tmp_path: Path
-) -> None:
+async def test_cost_from_a_price_file_reaches_the_meter(server: MockServer, tmp_path: Path) -> None:
     """A client given a price file reports each model's cost, and the gateway's own beside it."""
     path = tmp_path / "prices.json"
     path.write_text(
-        json.dumps({"prices": {"gpt-5.4-mini": {"input": 0.25, "cached_input": 0.025,
-                                                "output": 2.0, "reasoning": 4.0}}})
+        json.dumps(
+            {
+                "prices": {
+                    "gpt-5.4-mini": {
+                        "input": 0.25,
+                        "cached_input": 0.025,
+                        "output": 2.0,
+                        "reasoning": 4.0,
+                    }
+                }
+            }
+        )
     )
     async with AsyncCometAPI(FAKE_KEY, base_url=server.url, prices=str(path)) as client:
         server.reply_json(_answer("gpt-5.4-mini-2026-01-01", _usage(cost=1.5)))

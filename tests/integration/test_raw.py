@@ -27,9 +27,7 @@ async def test_raw_create(client: AsyncCometAPI, server: MockServer) -> None:
     """with_raw_response.create gives status, headers (any case), request id, elapsed and
     tries, and parse() the completion create() would return."""
     server.reply_error(503, "busy")  # retried once
-    raw = await client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[user("hi")]
-    )
+    raw = await client.chat.completions.with_raw_response.create(model=MODEL, messages=[user("hi")])
     assert isinstance(raw, RawResponse)
     assert raw.status_code == 200
     assert raw.headers.get("X-Request-Id") == raw.headers.get("x-request-id") == raw.request_id
@@ -84,9 +82,12 @@ async def test_plain_answer_has_headers(client: AsyncCometAPI, server: MockServe
     )
     completion = await client.chat.completions.create(model=MODEL, messages=[user("h")])
     assert completion.headers["X-RateLimit-Remaining-Requests"] == "99"
-    for text in (completion.to_json(), completion.model_dump_json(), json.dumps(
-        completion.model_dump()
-    ), msgspec.json.encode(completion).decode()):
+    for text in (
+        completion.to_json(),
+        completion.model_dump_json(),
+        json.dumps(completion.model_dump()),
+        msgspec.json.encode(completion).decode(),
+    ):
         assert "99" not in text and "headers" not in text
     assert ChatCompletion().headers == {}
 

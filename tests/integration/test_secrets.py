@@ -152,16 +152,32 @@ async def test_no_key_in_repr_or_str_of_any_object(server: MockServer) -> None:
             final = await stream.final()
         server.reply_error(401, "Invalid API key", type="invalid_request_error")
         results = [
-            r async for r in client.chat.completions.fan_out(
+            r
+            async for r in client.chat.completions.fan_out(
                 [{"model": MODEL, "messages": [user(str(i))]} for i in range(2)], concurrency=1
             )
         ]
         objects = [
-            client, copy, client._config, copy._config, client._requester, copy._requester,
-            client._requester.options(stream=False), copy._requester.options(stream=True),
+            client,
+            copy,
+            client._config,
+            copy._config,
+            client._requester,
+            copy._requester,
+            client._requester.options(stream=False),
+            copy._requester.options(stream=True),
             client._requester.options({"extra_headers": {"X-A": "b"}}, stream=True),
-            client.chat, client.chat.completions, client.models, client.pool_state(),
-            client.timeout, client.rate_state(), stream, first, completion, final, *results,
+            client.chat,
+            client.chat.completions,
+            client.models,
+            client.pool_state(),
+            client.timeout,
+            client.rate_state(),
+            stream,
+            first,
+            completion,
+            final,
+            *results,
             await client.models.list(),
         ]
         text = mid_stream + "\n".join(f"{obj!r}\n{obj}" for obj in objects)
@@ -233,9 +249,15 @@ FAULTS = [
     *(
         pytest.param(status_reply(status), error, id=f"status-{status}")
         for status, error in [
-            (400, BadRequestError), (401, AuthenticationError), (403, PermissionDeniedError),
-            (404, NotFoundError), (409, ConflictError), (418, APIStatusError),
-            (422, UnprocessableEntityError), (429, RateLimitError), (500, InternalServerError),
+            (400, BadRequestError),
+            (401, AuthenticationError),
+            (403, PermissionDeniedError),
+            (404, NotFoundError),
+            (409, ConflictError),
+            (418, APIStatusError),
+            (422, UnprocessableEntityError),
+            (429, RateLimitError),
+            (500, InternalServerError),
             (503, InternalServerError),
         ]
     ),
@@ -254,9 +276,10 @@ FAULTS = [
 @pytest.mark.parametrize(("scenario", "error"), FAULTS)
 async def test_no_key_in_errors(scenario: Scenario, error: type[Exception]) -> None:
     """Every error of the fault paths hides the key: str, repr, traceback, chain, attributes."""
-    async with MockServer() as server, AsyncCometAPI(
-        KEY, base_url=server.url, max_retries=0
-    ) as client:
+    async with (
+        MockServer() as server,
+        AsyncCometAPI(KEY, base_url=server.url, max_retries=0) as client,
+    ):
         with pytest.raises(error) as caught:
             await scenario(server, client)
     assert type(caught.value) is error
@@ -290,9 +313,15 @@ ECHOES = [
     *(
         pytest.param("json", status, False, error, id=f"json-{status}")
         for status, error in [
-            (400, BadRequestError), (401, AuthenticationError), (403, PermissionDeniedError),
-            (404, NotFoundError), (409, ConflictError), (422, UnprocessableEntityError),
-            (429, RateLimitError), (500, InternalServerError), (503, InternalServerError),
+            (400, BadRequestError),
+            (401, AuthenticationError),
+            (403, PermissionDeniedError),
+            (404, NotFoundError),
+            (409, ConflictError),
+            (422, UnprocessableEntityError),
+            (429, RateLimitError),
+            (500, InternalServerError),
+            (503, InternalServerError),
         ]
     ),
     pytest.param("json", 401, True, AuthenticationError, id="json-401-stream"),
@@ -309,9 +338,10 @@ async def test_echoed_key_never_reaches_the_user(
     form: str, status: int, stream: bool, error: type[Exception]
 ) -> None:
     """A gateway echoing the Authorization header back does not put the key in the error."""
-    async with Origin(echo(form, status)) as origin, AsyncCometAPI(
-        KEY, base_url=origin.url, max_retries=0
-    ) as client:
+    async with (
+        Origin(echo(form, status)) as origin,
+        AsyncCometAPI(KEY, base_url=origin.url, max_retries=0) as client,
+    ):
         with pytest.raises(error) as caught:
             await complete(client, stream=stream)
     assert origin.requests[0]["authorization"] == f"Bearer {KEY}"
@@ -617,9 +647,10 @@ async def test_debug_log_has_no_key_and_says_what_happened(
 ) -> None:
     """At DEBUG the aiocometapi logger tells status and request id, never the key."""
     caplog.set_level(logging.DEBUG, logger="aiocometapi")
-    async with MockServer() as server, AsyncCometAPI(
-        KEY, base_url=server.url, max_retries=1
-    ) as client:
+    async with (
+        MockServer() as server,
+        AsyncCometAPI(KEY, base_url=server.url, max_retries=1) as client,
+    ):
         ok = await complete(client)
         server.reply_error(500, "upstream hiccup")
         await complete(client)  # retried, then fine
@@ -672,9 +703,10 @@ async def test_log_announces_only_the_retries_made(
 async def test_log_hides_a_key_the_server_echoes(caplog: pytest.LogCaptureFixture) -> None:
     """A retried 503 whose message echoes the Authorization header does not log the key."""
     caplog.set_level(logging.DEBUG, logger="aiocometapi")
-    async with Origin(echo("json", 503)) as origin, AsyncCometAPI(
-        KEY, base_url=origin.url, max_retries=1
-    ) as client:
+    async with (
+        Origin(echo("json", 503)) as origin,
+        AsyncCometAPI(KEY, base_url=origin.url, max_retries=1) as client,
+    ):
         with pytest.raises(InternalServerError):
             await complete(client)
     assert len(origin.requests) == 2
@@ -693,9 +725,18 @@ async def test_log_switched_on_by_environment_never_shows_key(level: str) -> Non
             env["AIOCOMETAPI_LOG"] = level
         with anyio.fail_after(60):
             result = await anyio.run_process(
-                [sys.executable, "-m", "aiocometapi", "chat", "--base-url", server.url,
-                 "--no-stream", "hi"],
-                env=env, check=False,
+                [
+                    sys.executable,
+                    "-m",
+                    "aiocometapi",
+                    "chat",
+                    "--base-url",
+                    server.url,
+                    "--no-stream",
+                    "hi",
+                ],
+                env=env,
+                check=False,
             )
     out, err = result.stdout.decode(), result.stderr.decode()
     assert result.returncode == 0, err
@@ -724,9 +765,19 @@ async def run_cli(base_url: str) -> tuple[int, str]:
     }
     with anyio.fail_after(60):
         result = await anyio.run_process(
-            [sys.executable, "-m", "aiocometapi", "chat", "--base-url", base_url,
-             "--max-retries", "0", "hi"],
-            env=env, check=False,
+            [
+                sys.executable,
+                "-m",
+                "aiocometapi",
+                "chat",
+                "--base-url",
+                base_url,
+                "--max-retries",
+                "0",
+                "hi",
+            ],
+            env=env,
+            check=False,
         )
     return result.returncode, result.stdout.decode() + result.stderr.decode()
 

@@ -104,8 +104,11 @@ async def test_without_the_sent_json_none_is_unset(
     assert message == {"role": "assistant", "content": "Echo: hi"}
     assert "usage" not in completion.to_dict() and "system_fingerprint" not in completion.to_dict()
     built = ChatCompletion(id="x", usage=Usage())
-    assert built.to_dict()["usage"] == {"prompt_tokens": 0, "completion_tokens": 0,
-                                        "total_tokens": 0}
+    assert built.to_dict()["usage"] == {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "total_tokens": 0,
+    }
 
 
 async def test_request_id_is_not_serialised(client: AsyncCometAPI, server: MockServer) -> None:
@@ -113,9 +116,11 @@ async def test_request_id_is_not_serialised(client: AsyncCometAPI, server: MockS
     completion = await sent_completion(client, server)
     assert completion.request_id is not None
     assert completion._request_id == completion.request_id
-    for dumped in (completion.to_dict(), completion.model_dump(), completion.to_dict(
-        exclude_unset=False
-    )):
+    for dumped in (
+        completion.to_dict(),
+        completion.model_dump(),
+        completion.to_dict(exclude_unset=False),
+    ):
         assert "request_id" not in dumped
         assert "adjustments" not in dumped
 
@@ -193,7 +198,9 @@ async def test_tool_call_without_provider_data(client: AsyncCometAPI, server: Mo
 async def test_stream_chunks_relay_as_json(client: AsyncCometAPI, server: MockServer) -> None:
     """Each chunk's to_json() decodes back into the same chunk, as an SSE relay needs."""
     stream = await client.chat.completions.create(
-        model=MODEL, messages=[user("one two three")], stream=True,
+        model=MODEL,
+        messages=[user("one two three")],
+        stream=True,
         stream_options={"include_usage": True},
     )
     relayed = []

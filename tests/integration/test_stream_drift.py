@@ -165,7 +165,9 @@ async def test_azure_preamble_does_not_blank_the_header(
     ])  # fmt: skip
     completion = await final_of(client)
     assert (completion.id, completion.model, completion.created) == (
-        "chatcmpl-az", "gpt-4o-2024", 1_700_000_000
+        "chatcmpl-az",
+        "gpt-4o-2024",
+        1_700_000_000,
     )
     assert completion.system_fingerprint == "fp_1"
     assert completion.prompt_filter_results == AZURE_PREAMBLE["prompt_filter_results"]
@@ -194,11 +196,13 @@ async def test_reasoning_under_either_name(
     client: AsyncCometAPI, server: MockServer, name: str
 ) -> None:
     """Reasoning text is assembled under the name it came with; reasoning_text reads either."""
-    server.reply_stream([
-        chunk({"role": "assistant", name: "Let me "}),
-        chunk({name: "think."}),
-        chunk({"content": "42"}, "stop"),
-    ])
+    server.reply_stream(
+        [
+            chunk({"role": "assistant", name: "Let me "}),
+            chunk({name: "think."}),
+            chunk({"content": "42"}, "stop"),
+        ]
+    )
     message = (await final_of(client)).choices[0].message
     assert getattr(message, name) == "Let me think."
     assert message.reasoning_text == "Let me think."
@@ -276,11 +280,15 @@ async def test_keep_raw_json_reaches_every_field(client: AsyncCometAPI, server: 
         chunks = [c async for c in stream]
         completion = await stream.final()
     assert [json.loads(c.raw_json or b"null") for c in chunks] == [
-        first, chunk({}, "stop"), OPENROUTER_USAGE
+        first,
+        chunk({}, "stop"),
+        OPENROUTER_USAGE,
     ]
     assert chunks[0].extra == {"provider": "OpenAI", "choices": [{"native_finish_reason": None}]}
-    assert chunks[2].extra == {"provider": "OpenAI", "usage": {
-        "cost_details": {"upstream_inference_cost": None}}}
+    assert chunks[2].extra == {
+        "provider": "OpenAI",
+        "usage": {"cost_details": {"upstream_inference_cost": None}},
+    }
     assert chunks[2].usage is not None and chunks[2].usage.cost == 0.00012
     assert isinstance(chunks[0], ChatCompletionChunk)
     assert repr(chunks[0]).startswith("ChatCompletionChunk(")
@@ -298,9 +306,7 @@ async def test_chunks_keep_no_json_by_default(client: AsyncCometAPI, server: Moc
     assert type(chunks[0]) is ChatCompletionChunk
 
 
-async def test_keep_raw_json_on_a_repaired_chunk(
-    client: AsyncCometAPI, server: MockServer
-) -> None:
+async def test_keep_raw_json_on_a_repaired_chunk(client: AsyncCometAPI, server: MockServer) -> None:
     """A chunk repaired from provider drift still keeps the JSON it came as."""
     drifted = chunk({"content": "a"}, provider="X")
     drifted["created"] = 1_700_000_000.5  # a float where an integer belongs

@@ -27,7 +27,10 @@ MODEL = "gpt-5.4-mini"
 
 def content_chunk(text: str, index: int = 0, finish: str | None = None) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
         "choices": [{"index": index, "delta": {"content": text}, "finish_reason": finish}],
     }
 
@@ -83,11 +86,19 @@ async def test_split_at_every_byte(client: AsyncCometAPI, server: MockServer) ->
 
 async def test_keepalives_and_usage_only_chunk(client: AsyncCometAPI, server: MockServer) -> None:
     """Comments, empty data events and a choices-less usage chunk do not break a stream."""
-    usage = {"id": "c", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2,
-                                                  "total_tokens": 3}}
-    server.reply_stream([
-        Comment("keep-alive"), b"data:\n\n", content_chunk("ok", finish="stop"), usage,
-    ])
+    usage = {
+        "id": "c",
+        "choices": [],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    server.reply_stream(
+        [
+            Comment("keep-alive"),
+            b"data:\n\n",
+            content_chunk("ok", finish="stop"),
+            usage,
+        ]
+    )
     async with await open_stream(client) as stream:
         assert stream.chunks_received == 0
         chunks = []
@@ -314,9 +325,10 @@ async def test_stream_total_clock(server: MockServer) -> None:
 async def test_long_stream_outlives_request_total(server: MockServer) -> None:
     """The non-streaming total clock does not cut a stream that keeps making progress."""
     server.reply_stream([x for i in range(8) for x in (content_chunk(str(i)), Pause(0.01))])
-    async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(total=0.03, idle=1)
-    ) as client, await open_stream(client) as stream:
+    async with (
+        AsyncCometAPI(FAKE_KEY, base_url=server.url, timeout=Timeout(total=0.03, idle=1)) as client,
+        await open_stream(client) as stream,
+    ):
         text = "".join([t async for t in stream.text()])
     assert text == "01234567"
 
@@ -324,9 +336,10 @@ async def test_long_stream_outlives_request_total(server: MockServer) -> None:
 async def test_slow_consumer_is_not_idle(server: MockServer) -> None:
     """Time the caller spends between chunks is not counted against the idle clock."""
     server.reply_stream([content_chunk("a"), content_chunk("b"), content_chunk("c")])
-    async with AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, timeout=Timeout(idle=0.05)
-    ) as client, await open_stream(client) as stream:
+    async with (
+        AsyncCometAPI(FAKE_KEY, base_url=server.url, timeout=Timeout(idle=0.05)) as client,
+        await open_stream(client) as stream,
+    ):
         text = []
         async for piece in stream.text():
             text.append(piece)
@@ -350,7 +363,8 @@ async def test_streamed_tool_calls(
         completion = await stream.final()
     calls = completion.choices[0].message.tool_calls or []
     assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
-        ("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {"tz": "CET"}),
     ]
     assert all(c.id for c in calls) and len({c.id for c in calls}) == 2
     assert completion.choices[0].message.content is None

@@ -47,10 +47,12 @@ async def test_parse_good_answer(client: AsyncCometAPI, server: MockServer) -> N
     assert completion.choices[0].message.content == json.dumps(ADA)
     assert completion.request_id is not None
     sent = server.requests[-1].body["response_format"]
-    assert unordered(sent) == unordered({
-        "type": "json_schema",
-        "json_schema": {"name": "Person", "schema": PERSON_SCHEMA, "strict": True},
-    })
+    assert unordered(sent) == unordered(
+        {
+            "type": "json_schema",
+            "json_schema": {"name": "Person", "schema": PERSON_SCHEMA, "strict": True},
+        }
+    )
 
 
 async def test_parse_refusal(client: AsyncCometAPI, server: MockServer) -> None:

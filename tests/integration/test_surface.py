@@ -16,7 +16,6 @@ from conftest import FAKE_KEY, user
 MODEL = "gpt-5.4-mini"
 
 
-
 @pytest.mark.anyio
 async def test_models_list_awaited(client: AsyncCometAPI, server: MockServer) -> None:
     """await client.models.list() gives the ModelList, as before."""
@@ -57,9 +56,7 @@ async def test_models_list_sends_nothing_until_used(
 
 
 @pytest.mark.anyio
-async def test_api_key_and_base_url_are_readable(
-    client: AsyncCometAPI, server: MockServer
-) -> None:
+async def test_api_key_and_base_url_are_readable(client: AsyncCometAPI, server: MockServer) -> None:
     """client.api_key and client.base_url read back; repr() still hides the key."""
     assert client.api_key == FAKE_KEY
     assert client.base_url == server.url

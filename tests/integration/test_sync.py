@@ -123,9 +123,9 @@ def test_run_tools_with_sync_tools(client: CometAPI) -> None:
     assert run.completion.choices[0].message.content is not None
     assert run.completion.choices[0].message.content.startswith("Tool results: ")
     assert ran_in and threading.current_thread().name not in ran_in
-    events = list(client.chat.completions.run_tools_stream(
-        model=MODEL, messages=[user("add")], tools=[add]
-    ))
+    events = list(
+        client.chat.completions.run_tools_stream(model=MODEL, messages=[user("add")], tools=[add])
+    )
     assert type(events[-1]).__name__ == "RunCompleted"
 
 
@@ -153,11 +153,13 @@ def test_fan_out_stops_on_a_systemic_failure(threaded_server: MockServer) -> Non
     asyncio.run_coroutine_threadsafe(refused.start(), loop).result(5)
     try:
         requests = ({"model": MODEL, "messages": [user(f"n{i}")]} for i in range(1000))
-        with CometAPI(FAKE_KEY, base_url=refused.url) as client, pytest.raises(
-            SystemicFailureError
-        ), client.chat.completions.fan_out(
-            requests, concurrency=4, stop_on_systemic_failure=True
-        ) as results:
+        with (
+            CometAPI(FAKE_KEY, base_url=refused.url) as client,
+            pytest.raises(SystemicFailureError),
+            client.chat.completions.fan_out(
+                requests, concurrency=4, stop_on_systemic_failure=True
+            ) as results,
+        ):
             for result in results:
                 assert result.error is not None
         assert len(refused.requests) < 100
@@ -251,7 +253,8 @@ def test_many_threads_share_one_client(client: CometAPI) -> None:
     def work(n: int) -> None:
         answers[n] = [
             client.chat.completions.create(model=MODEL, messages=[user(f"{n}-{i}")])
-            .choices[0].message.content
+            .choices[0]
+            .message.content
             for i in range(10)
         ]
 
@@ -293,8 +296,10 @@ def test_usage_meter_and_budget_from_the_sync_client(threaded_server: MockServer
         assert figures.total_tokens == completion.usage.total_tokens
         assert figures.cost is not None and figures.cost > 0
         assert client.with_options(timeout=5).usage is client.usage
-        requests = ({"model": MODEL, "messages": [user(f"question {i}")], "max_tokens": 20}
-                    for i in range(40))
+        requests = (
+            {"model": MODEL, "messages": [user(f"question {i}")], "max_tokens": 20}
+            for i in range(40)
+        )
         answered = 0
         with pytest.raises(BudgetExceededError) as stop:
             for result in client.chat.completions.fan_out(

@@ -43,7 +43,10 @@ def run_script(tmp_path: Path, source: str, base_url: str, **env: str) -> subpro
     environment = {**os.environ, "COMETAPI_KEY": FAKE_KEY, "COMETAPI_BASE_URL": base_url, **env}
     return subprocess.Popen(
         [sys.executable, "-W", "always::ResourceWarning", str(script)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
     )
 
 

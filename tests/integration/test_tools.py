@@ -100,12 +100,19 @@ def test_schema_from_a_signature() -> None:
                 "required": ["city"],
                 "additionalProperties": False,
             },
-            "days": {"description": "How many days, today included.", "type": "integer",
-                     "default": 1},
+            "days": {
+                "description": "How many days, today included.",
+                "type": "integer",
+                "default": 1,
+            },
             "unit": {"enum": ["celsius", "fahrenheit"], "default": "celsius"},
             "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
-            "hours": {"description": "hours of the day", "type": "array",
-                      "items": {"type": "integer"}, "default": []},
+            "hours": {
+                "description": "hours of the day",
+                "type": "array",
+                "items": {"type": "integer"},
+                "default": [],
+            },
         },
         "required": ["place"],
         "additionalProperties": False,
@@ -167,7 +174,11 @@ def test_arguments_are_decoded_into_the_parameter_types() -> None:
     """Arguments become the declared types, defaults filled; bad ones raise with the path."""
     tool = function_tool(forecast)
     assert tool.parse_arguments('{"place": {"city": "Oslo"}, "days": 3}') == {
-        "place": Place("Oslo"), "days": 3, "unit": "celsius", "note": None, "hours": [],
+        "place": Place("Oslo"),
+        "days": 3,
+        "unit": "celsius",
+        "note": None,
+        "hours": [],
     }
     with pytest.raises(ToolArgumentsError) as info:
         tool.parse_arguments('{"place": {"city": "Oslo"}, "days": "three"}')
@@ -246,7 +257,8 @@ async def test_two_turns_with_two_parallel_calls(client: AsyncCometAPI, server: 
         return a + b
 
     run = await client.chat.completions.run_tools(
-        model=MODEL, messages=[user("Tell me")],
+        model=MODEL,
+        messages=[user("Tell me")],
         tools=[slow_city, function_tool(add_when_started, name="add")],
     )
     assert run.turns == 2 and len(server.requests) == 2
@@ -255,18 +267,28 @@ async def test_two_turns_with_two_parallel_calls(client: AsyncCometAPI, server: 
     assert [t["function"]["name"] for t in first["tools"]] == ["slow_city", "add"]
     assert messages_of(server, 1) == [
         {"role": "user", "content": "Tell me"},
-        {"role": "assistant", "tool_calls": [
-            {"id": "call_1_0", "type": "function",
-             "function": {"name": "slow_city", "arguments": '{"city":"Paris"}'}},
-            {"id": "call_1_1", "type": "function",
-             "function": {"name": "add", "arguments": '{"a":2,"b":3}'}},
-        ]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call_1_0",
+                    "type": "function",
+                    "function": {"name": "slow_city", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_1_1",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": '{"a":2,"b":3}'},
+                },
+            ],
+        },
         {"role": "tool", "content": "Paris is nice", "tool_call_id": "call_1_0"},
         {"role": "tool", "content": "5", "tool_call_id": "call_1_1"},
     ]
     assert isinstance(run.messages[1], AssistantMessage)
     assert [m.tool_call_id for m in run.messages[2:] if isinstance(m, ToolMessage)] == [
-        "call_1_0", "call_1_1"
+        "call_1_0",
+        "call_1_1",
     ]
     assert run.messages[-1] == AssistantMessage(content="Paris is nice and 2 + 3 = 5.")
 
@@ -275,13 +297,12 @@ async def test_tool_that_raises_sends_its_error(client: AsyncCometAPI, server: M
     """By default a tool's exception becomes the call's result and the loop goes on."""
     server.reply_turn(tool_calls=[("fail", {"reason": "disk full"})])
     server.reply_turn(content="Sorry, the tool failed.")
-    run = await client.chat.completions.run_tools(
-        model=MODEL, messages=[user("go")], tools=[fail]
-    )
+    run = await client.chat.completions.run_tools(model=MODEL, messages=[user("go")], tools=[fail])
     assert run.turns == 2
     tool_message = messages_of(server, 1)[-1]
     assert tool_message == {
-        "role": "tool", "content": "Error: RuntimeError: broken: disk full",
+        "role": "tool",
+        "content": "Error: RuntimeError: broken: disk full",
         "tool_call_id": "call_1_0",
     }
 
@@ -341,9 +362,7 @@ async def test_max_turns_reached(client: AsyncCometAPI, server: MockServer) -> N
     assert roles == ["user", "AssistantMessage", "ToolMessage", "AssistantMessage", "ToolMessage"]
     server.clear()
     server.reply_turn(content="done")
-    run = await client.chat.completions.run_tools(
-        model=MODEL, messages=error.messages, tools=[add]
-    )
+    run = await client.chat.completions.run_tools(model=MODEL, messages=error.messages, tools=[add])
     assert run.completion.choices[0].message.content == "done"
 
 
@@ -361,9 +380,24 @@ async def test_tool_calls_with_finish_reason_stop(
 
 async def test_calls_without_ids_get_one(client: AsyncCometAPI, server: MockServer) -> None:
     """A provider that sends tool calls without ids gets matching ids made up for them."""
-    server.reply_json({"choices": [{"message": {"role": "assistant", "tool_calls": [
-        {"type": "function", "function": {"name": "add", "arguments": '{"a":1,"b":2}'}}
-    ]}, "finish_reason": "tool_calls"}]})
+    server.reply_json(
+        {
+            "choices": [
+                {
+                    "message": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "type": "function",
+                                "function": {"name": "add", "arguments": '{"a":1,"b":2}'},
+                            }
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        }
+    )
     server.reply_turn(content="3")
     await client.chat.completions.run_tools(model=MODEL, messages=[user("sum")], tools=[add])
     assistant, tool = messages_of(server, 1)[-2:]
@@ -394,18 +428,17 @@ async def test_streamed_loop_events(client: AsyncCometAPI, server: MockServer) -
         tool_calls=[("add", {"a": 1, "b": 2}), ("forecast", {"place": {"city": "Rome"}})],
         finish_reason="stop",
     )
-    server.reply_turn(
-        tool_calls=[("add", {"a": 3, "b": 4})], omit_tool_call_index=True
-    )
+    server.reply_turn(tool_calls=[("add", {"a": 3, "b": 4})], omit_tool_call_index=True)
     server.reply_turn(content="All done now.")
     events = [
-        event async for event in client.chat.completions.run_tools_stream(
+        event
+        async for event in client.chat.completions.run_tools_stream(
             model=MODEL, messages=[user("go")], tools=[add, forecast]
         )
     ]
     kinds = [type(event).__name__ for event in events]
     first_text = kinds.index("TextDelta")
-    assert kinds[first_text:first_text + 3] == ["TextDelta"] * 3
+    assert kinds[first_text : first_text + 3] == ["TextDelta"] * 3
     texts = {
         turn: "".join(e.text for e in events if isinstance(e, TextDelta) and e.turn == turn)
         for turn in (1, 3)
@@ -414,10 +447,14 @@ async def test_streamed_loop_events(client: AsyncCometAPI, server: MockServer) -
     requested = [e for e in events if isinstance(e, ToolCallRequested)]
     completed = [e for e in events if isinstance(e, ToolCallCompleted)]
     assert [(e.turn, e.call.function.name) for e in requested] == [
-        (1, "add"), (1, "forecast"), (2, "add")
+        (1, "add"),
+        (1, "forecast"),
+        (2, "add"),
     ]
     assert [(e.turn, e.content, e.error) for e in completed] == [
-        (1, "3", None), (1, '{"city":"Rome","days":1,"unit":"celsius"}', None), (2, "7", None)
+        (1, "3", None),
+        (1, '{"city":"Rome","days":1,"unit":"celsius"}', None),
+        (2, "7", None),
     ]
     assert isinstance(events[-1], RunCompleted)
     run = events[-1].run
@@ -473,7 +510,8 @@ async def test_thought_signatures_survive_streaming(
     server.reply_turn(tool_calls=[("add", {"a": 3, "b": 4})], omit_tool_call_index=True)
     server.reply_turn(content="done")
     events = [
-        event async for event in client.chat.completions.run_tools_stream(
+        event
+        async for event in client.chat.completions.run_tools_stream(
             model=GEMINI_3, messages=[user("sums")], tools=[add]
         )
     ]
@@ -523,7 +561,8 @@ async def test_reasoning_goes_back_with_tool_calls(
     server.reply_turn(reasoning_content="Done.", content="3")
     if stream:
         events = [
-            event async for event in client.chat.completions.run_tools_stream(
+            event
+            async for event in client.chat.completions.run_tools_stream(
                 model=DEEPSEEK, messages=[user("sum")], tools=[add]
             )
         ]

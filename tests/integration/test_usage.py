@@ -129,9 +129,10 @@ async def test_copies_share_the_meter_and_reset_starts_over(client: AsyncCometAP
 
 async def test_a_separate_client_has_its_own_meter(server: MockServer) -> None:
     """Two clients (say, two keys) count apart."""
-    async with AsyncCometAPI(FAKE_KEY, base_url=server.url) as one, AsyncCometAPI(
-        FAKE_KEY + "2", base_url=server.url
-    ) as two:
+    async with (
+        AsyncCometAPI(FAKE_KEY, base_url=server.url) as one,
+        AsyncCometAPI(FAKE_KEY + "2", base_url=server.url) as two,
+    ):
         await one.chat.completions.create(model="gpt-4o-mini", messages=HI)
         assert one.usage.snapshot().total.requests == 1
         assert two.usage.snapshot().total.requests == 0
@@ -181,9 +182,10 @@ async def test_a_recorded_stream_counts_its_reasoning_and_cached_tokens() -> Non
             await conn.send(LAST_CHUNK)
         await conn.wait(5)
 
-    async with RawServer(then=script) as server, AsyncCometAPI(
-        FAKE_KEY, base_url=server.url, max_retries=0
-    ) as client:
+    async with (
+        RawServer(then=script) as server,
+        AsyncCometAPI(FAKE_KEY, base_url=server.url, max_retries=0) as client,
+    ):
         stream = await client.chat.completions.create(model="grok-3-mini", messages=HI, stream=True)
         async with stream:
             await stream.final()

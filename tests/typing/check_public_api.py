@@ -100,7 +100,9 @@ async def check_compat(client: AsyncCometAPI) -> None:
     assert_type(stream.adjustments, list[Adjustment] | None)
     assert_type(AsyncCometAPI(compat="off").with_options(compat="warn"), AsyncCometAPI)
     await client.chat.completions.create(
-        model="m", messages=messages, compat="loud"  # type: ignore[call-overload]
+        model="m",
+        messages=messages,
+        compat="loud",  # type: ignore[call-overload]
     )
 
 
@@ -130,7 +132,10 @@ async def check_structured_and_tools(client: AsyncCometAPI, flag: bool) -> None:
     )
     assert_type(either, ParsedChatCompletion[Answer] | ParsedAsyncStream[Answer])
     await client.chat.completions.parse(
-        model="m", messages=messages, response_format=Answer, respons_format=1  # type: ignore[call-overload]
+        model="m",
+        messages=messages,
+        response_format=Answer,
+        respons_format=1,  # type: ignore[call-overload]
     )
 
     def add(a: int, b: int) -> int:
@@ -197,6 +202,8 @@ async def check_usage(client: AsyncCometAPI, completion: ChatCompletion) -> None
     async for result in results:
         assert_type(result, FanOutResult)
     AsyncCometAPI(prices={"gpt-5.4-mini": {"input": 0.2, "cached_input": 0.02, "output": 0.8}})
+
+
 async def check_openai_shapes(client: AsyncCometAPI) -> None:
     messages = [{"role": "user", "content": "hi"}]
     completion = await client.chat.completions.create(
@@ -215,7 +222,9 @@ async def check_openai_shapes(client: AsyncCometAPI) -> None:
         reasoning_effort="xhigh",
     )
     await client.chat.completions.create(
-        model="m", messages=messages, verbosity="loud"  # type: ignore[call-overload]
+        model="m",
+        messages=messages,
+        verbosity="loud",  # type: ignore[call-overload]
     )
     assert_type(completion.to_dict(), dict[str, Any])
     assert_type(completion.to_json(indent=None), str)

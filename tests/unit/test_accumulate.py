@@ -40,7 +40,9 @@ def test_content_role_and_finish() -> None:
     )
     message = done.choices[0].message
     assert (message.role, message.content, done.choices[0].finish_reason) == (
-        "assistant", "Hello", "stop"
+        "assistant",
+        "Hello",
+        "stop",
     )
     assert (done.id, done.model, done.request_id) == ("c-1", "m", "rid")
 
@@ -49,8 +51,11 @@ def test_content_stays_none_without_content() -> None:
     """A turn with only tool calls keeps content None, not an empty string."""
     done = assemble(
         chunk(delta(role="assistant", content="")),
-        chunk(delta(tool_calls=[{"index": 0, "id": "a", "function": {"name": "f",
-                                                                      "arguments": "{}"}}])),
+        chunk(
+            delta(
+                tool_calls=[{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{}"}}]
+            )
+        ),
     )
     assert done.choices[0].message.content is None
 
@@ -58,15 +63,41 @@ def test_content_stays_none_without_content() -> None:
 def test_tool_call_fragments_by_index() -> None:
     """Arguments are concatenated per index; id and name repeated in fragments are set once."""
     done = assemble(
-        chunk(delta(tool_calls=[
-            {"index": 0, "id": "call_a", "type": "function",
-             "function": {"name": "get_weather", "arguments": ""}}])),
-        chunk(delta(tool_calls=[
-            {"index": 1, "id": "call_b", "type": "function",
-             "function": {"name": "get_time", "arguments": '{"tz":'}}])),
-        chunk(delta(tool_calls=[
-            {"index": 0, "id": "call_a", "function": {"name": "get_weather",
-                                                      "arguments": '{"city":'}}])),
+        chunk(
+            delta(
+                tool_calls=[
+                    {
+                        "index": 0,
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ]
+            )
+        ),
+        chunk(
+            delta(
+                tool_calls=[
+                    {
+                        "index": 1,
+                        "id": "call_b",
+                        "type": "function",
+                        "function": {"name": "get_time", "arguments": '{"tz":'},
+                    }
+                ]
+            )
+        ),
+        chunk(
+            delta(
+                tool_calls=[
+                    {
+                        "index": 0,
+                        "id": "call_a",
+                        "function": {"name": "get_weather", "arguments": '{"city":'},
+                    }
+                ]
+            )
+        ),
         chunk(delta(tool_calls=[{"index": 0, "function": {"arguments": '"Paris"}'}}])),
         chunk(delta(tool_calls=[{"index": 1, "function": {"arguments": '"UTC"}'}}])),
         chunk(delta(finish="tool_calls")),
@@ -81,10 +112,16 @@ def test_tool_call_fragments_by_index() -> None:
 def test_tool_call_index_starting_at_one() -> None:
     """Indexes that start at 1 still give calls in index order."""
     done = assemble(
-        chunk(delta(tool_calls=[{"index": 2, "id": "b", "function": {"name": "g",
-                                                                      "arguments": "{}"}}])),
-        chunk(delta(tool_calls=[{"index": 1, "id": "a", "function": {"name": "f",
-                                                                      "arguments": "{}"}}])),
+        chunk(
+            delta(
+                tool_calls=[{"index": 2, "id": "b", "function": {"name": "g", "arguments": "{}"}}]
+            )
+        ),
+        chunk(
+            delta(
+                tool_calls=[{"index": 1, "id": "a", "function": {"name": "f", "arguments": "{}"}}]
+            )
+        ),
     )
     assert [c.id for c in done.choices[0].message.tool_calls] == ["a", "b"]
 
@@ -92,15 +129,29 @@ def test_tool_call_index_starting_at_one() -> None:
 def test_tool_calls_without_index() -> None:
     """Gemini-style whole calls without an index become separate calls, in arrival order."""
     done = assemble(
-        chunk(delta(role="assistant", tool_calls=[
-            {"id": "g1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
-            {"id": "g2", "type": "function", "function": {"name": "g", "arguments": '{"b":2}'}},
-        ])),
+        chunk(
+            delta(
+                role="assistant",
+                tool_calls=[
+                    {
+                        "id": "g1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"a":1}'},
+                    },
+                    {
+                        "id": "g2",
+                        "type": "function",
+                        "function": {"name": "g", "arguments": '{"b":2}'},
+                    },
+                ],
+            )
+        ),
         chunk(delta(finish="stop")),
     )
     calls = done.choices[0].message.tool_calls
     assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
-        ("g1", "f", '{"a":1}'), ("g2", "g", '{"b":2}')
+        ("g1", "f", '{"a":1}'),
+        ("g2", "g", '{"b":2}'),
     ]
     assert done.choices[0].finish_reason == "stop"
 
@@ -123,8 +174,9 @@ def test_reasoning_refusal_and_logprobs() -> None:
     lp = {"content": [{"token": "a", "logprob": -0.1, "top_logprobs": []}]}
     done = assemble(
         chunk({"index": 0, "delta": {"reasoning_content": "think "}, "logprobs": lp}),
-        chunk({"index": 0, "delta": {"reasoning_content": "more", "refusal": "no"},
-               "logprobs": lp}),
+        chunk(
+            {"index": 0, "delta": {"reasoning_content": "more", "refusal": "no"}, "logprobs": lp}
+        ),
     )
     message = done.choices[0].message
     assert (message.reasoning_content, message.refusal) == ("think more", "no")
@@ -143,6 +195,7 @@ def test_partial_completion_mid_stream() -> None:
 
 def test_assembly_is_linear() -> None:
     """Eight times the chunks take far less than 64 times as long to assemble."""
+
     def run(n: int) -> float:
         pieces = [chunk(delta(content="x" * 8)) for _ in range(n)]
         # CPU time of this thread (wall time on a loaded machine counts other processes too),
@@ -190,7 +243,9 @@ def test_reasoning_under_both_names() -> None:
     only_other = assemble(chunk(delta(reasoning="a")), chunk(delta(reasoning="b")))
     message = only_other.choices[0].message
     assert (message.reasoning, message.reasoning_content, message.reasoning_text) == (
-        "ab", None, "ab"
+        "ab",
+        None,
+        "ab",
     )
     both = assemble(chunk(delta(reasoning="x", reasoning_content="y")))
     assert both.choices[0].message.reasoning_text == "y"
@@ -231,7 +286,10 @@ def test_header_from_the_first_chunk_that_has_it() -> None:
     )  # fmt: skip
     done = assemble(preamble, later)
     assert (done.id, done.model, done.created, done.system_fingerprint) == (
-        "chatcmpl-9", "gpt-4o", 5, "fp"
+        "chatcmpl-9",
+        "gpt-4o",
+        5,
+        "fp",
     )
     assert done.prompt_filter_results == [{"prompt_index": 0}]
     assert assemble(preamble).id == ""

@@ -55,9 +55,16 @@ def test_error_tree_matches_design() -> None:
     """The error classes nest as DESIGN.md draws them."""
     a = aiocometapi
     assert issubclass(a.APITimeoutError, a.APIConnectionError)
-    for cls in (a.BadRequestError, a.AuthenticationError, a.PermissionDeniedError,
-                a.NotFoundError, a.ConflictError, a.UnprocessableEntityError,
-                a.RateLimitError, a.InternalServerError):
+    for cls in (
+        a.BadRequestError,
+        a.AuthenticationError,
+        a.PermissionDeniedError,
+        a.NotFoundError,
+        a.ConflictError,
+        a.UnprocessableEntityError,
+        a.RateLimitError,
+        a.InternalServerError,
+    ):
         assert issubclass(cls, a.APIStatusError)
     assert issubclass(a.IncompleteStreamError, a.StreamError)
     assert issubclass(a.CompatibilityWarning, Warning)

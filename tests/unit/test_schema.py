@@ -78,6 +78,7 @@ def unordered(schema: Any) -> Any:
         return [unordered(item) for item in schema]
     return schema
 
+
 class Node(msgspec.Struct):
     value: int
     children: list[Node] = []
@@ -181,7 +182,8 @@ def test_unsupported_types_are_refused_clearly() -> None:
     with pytest.raises(TypeError, match=r"`Scores.by_name` is a dict"):
         to_strict_json_schema(Scores)
     assert json_schema(Scores, strict=False)[1]["properties"]["by_name"] == {
-        "type": "object", "additionalProperties": {"type": "integer"}
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
     }
 
 
@@ -195,9 +197,16 @@ def test_generic_name_is_sanitised() -> None:
 def test_tool_call_only_choice_is_not_parsed() -> None:
     """A choice with tool calls and no content gets parsed=None instead of an error."""
     completion = msgspec.convert(
-        {"choices": [{"message": {"content": None, "tool_calls": [
-            {"id": "c1", "function": {"name": "f", "arguments": "{}"}}
-        ]}}]},
+        {
+            "choices": [
+                {
+                    "message": {
+                        "content": None,
+                        "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}],
+                    }
+                }
+            ]
+        },
         ChatCompletion,
     )
     parsed: ParsedChatCompletion[Any] = parse_completion(completion, Person)

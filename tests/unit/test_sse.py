@@ -221,9 +221,7 @@ def test_last_event_id_and_retry() -> None:
 def test_fast_path_gives_raw_bytes_for_plain_events() -> None:
     """The stream's fast path returns plain data events as raw bytes and the rest as events."""
     decoder = SSEDecoder()
-    assert decoder._feed_payloads(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [
-        b'{"a":1}', b"[DONE]"
-    ]
+    assert decoder._feed_payloads(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [b'{"a":1}', b"[DONE]"]
     out = decoder._feed_payloads(b"event: error\ndata: x\n\ndata: l1\ndata: l2\n\ndata: y\n\n")
     assert out == [E(event="error", data="x"), E(data="l1\nl2"), b"y"]
 
@@ -235,7 +233,8 @@ def test_fast_path_keeps_event_ids() -> None:
     out = decoder._feed_payloads(b"id: 7\ndata: b\n\ndata: c\n\n")
     assert out == [E(data="b", id="7"), E(data="c", id="7")]
     assert decoder._feed_payloads(b"data: d\n\ndata: e\n\n") == [
-        E(data="d", id="7"), E(data="e", id="7")
+        E(data="d", id="7"),
+        E(data="e", id="7"),
     ]
 
 
@@ -402,8 +401,11 @@ payload_streams = st.builds(
     st.lists(st.lists(_payload_line, min_size=1, max_size=3), max_size=12),
     st.lists(_ends, min_size=1, max_size=3),
     # Bytes that are not UTF-8 (or only half of a character), now and then.
-    st.lists(st.sampled_from([b""] * 8 + [b"\xff", b"\xe2\x82", b"\xc3", b"\xed\xa0\x80"]),
-             min_size=1, max_size=6),
+    st.lists(
+        st.sampled_from([b""] * 8 + [b"\xff", b"\xe2\x82", b"\xc3", b"\xed\xa0\x80"]),
+        min_size=1,
+        max_size=6,
+    ),
     st.one_of(st.just(""), _line),
 )
 

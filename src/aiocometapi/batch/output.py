@@ -137,8 +137,10 @@ class Output:
                         f"cannot take the failed answers out of {path}: {exc.strerror or exc}"
                     ) from None
                 self.done = {custom_id: True for custom_id, ok in self.done.items() if ok}
-                report(f"{path}: took out the failed answers of {len(failed)} custom_id(s) "
-                       "to send them again")
+                report(
+                    f"{path}: took out the failed answers of {len(failed)} custom_id(s) "
+                    "to send them again"
+                )
         except BaseException:
             os.close(self._fd)
             raise
@@ -271,7 +273,9 @@ def check_output(input_path: str, output_path: str) -> None:
     if os.path.exists(output_path):
         if not os.path.isfile(output_path):
             raise BatchError(f"the output {output_path} is not a regular file")
-        if input_path != "-" and os.path.exists(input_path) and os.path.samefile(
-            input_path, output_path
+        if (
+            input_path != "-"
+            and os.path.exists(input_path)
+            and os.path.samefile(input_path, output_path)
         ):
             raise BatchError("the output must be another file than the input")

@@ -186,9 +186,15 @@ def summary_text(s: BatchSummary) -> str:
         [(message, count)] = s.messages.most_common(1)
         rows.append(("", f"most often ({count:,}): {_cut(message, 300)}"))
     rows += [
-        ("skipped", f"{s.skipped:,} already answered in {s.output_path}"
-         + (f" ({s.skipped_failed:,} of them failed: --retry-failed sends those again)"
-            if s.skipped_failed else "")),
+        (
+            "skipped",
+            f"{s.skipped:,} already answered in {s.output_path}"
+            + (
+                f" ({s.skipped_failed:,} of them failed: --retry-failed sends those again)"
+                if s.skipped_failed
+                else ""
+            ),
+        ),
         ("malformed", f"{s.malformed:,}"),
     ]
     left = s.total - s.processed

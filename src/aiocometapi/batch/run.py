@@ -224,7 +224,8 @@ class _Run:
                         group.cancel_scope.cancel()
             if failure is not None:
                 self.summary.stopped_by = (
-                    str(failure) if isinstance(failure, BatchError)
+                    str(failure)
+                    if isinstance(failure, BatchError)
                     else f"{type(failure).__name__}: {failure}"
                 )
                 raise failure

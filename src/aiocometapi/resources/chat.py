@@ -202,11 +202,13 @@ def _unknown_parameters(names: list[str]) -> TypeError:
     for name in names:
         close = difflib.get_close_matches(name, _ALL_KEYS | {"stream"}, n=1, cutoff=0.75)
         if close:
-            hints.append(f"{name!r}: did you mean {close[0]!r}?" if many else
-                         f"did you mean {close[0]!r}?")
+            hints.append(
+                f"{name!r}: did you mean {close[0]!r}?" if many else f"did you mean {close[0]!r}?"
+            )
     what = (
         f"unexpected keyword arguments {', '.join(map(repr, names))}"
-        if many else f"an unexpected keyword argument {names[0]!r}"
+        if many
+        else f"an unexpected keyword argument {names[0]!r}"
     )
     hint = f" ({'; '.join(hints)})" if hints else ""
     extra = ", ".join(f"{name!r}: ..." for name in names)
@@ -309,7 +311,11 @@ class Completions:
         call = requester.start_call(str(model), sent, stream=stream)
         if stream:
             chunks = await requester.stream(
-                _PATH, decoder=_chunk_decoder, options=options, body=body, tokens=tokens,
+                _PATH,
+                decoder=_chunk_decoder,
+                options=options,
+                body=body,
+                tokens=tokens,
                 call=call,
             )
             chunks.adjustments = adjustments
@@ -465,7 +471,6 @@ class Completions:
         return run_tools_stream(
             self.create, params, tools=tools, max_turns=max_turns, tool_errors=tool_errors
         )
-
 
     def fan_out(
         self,

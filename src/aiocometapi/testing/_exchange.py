@@ -95,8 +95,10 @@ class Exchange:
         if messages[-1].get("role") != "user":
             return []
         functions = [
-            tool["function"] for tool in tools
-            if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+            tool["function"]
+            for tool in tools
+            if isinstance(tool, dict)
+            and isinstance(tool.get("function"), dict)
             and isinstance(tool["function"].get("name"), str)
         ]
         if isinstance(choice, dict) and isinstance(choice.get("function"), dict):

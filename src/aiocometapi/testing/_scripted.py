@@ -35,8 +35,11 @@ class BodyReply(Scripted):
 
     async def send(self, ex: Exchange) -> web.StreamResponse:
         return response(
-            ex.request_id, self.status, self.body,
-            content_type=self.content_type, headers=self.headers,
+            ex.request_id,
+            self.status,
+            self.body,
+            content_type=self.content_type,
+            headers=self.headers,
         )
 
 
@@ -71,8 +74,12 @@ class StreamReply(Scripted):
 
     async def send(self, ex: Exchange) -> web.StreamResponse:
         return await write_stream(
-            ex, self.pieces(), status=self.status, headers=self.headers,
-            coalesce=False, split=self.split,
+            ex,
+            self.pieces(),
+            status=self.status,
+            headers=self.headers,
+            coalesce=False,
+            split=self.split,
         )
 
 
@@ -120,7 +127,9 @@ class TurnReply(Scripted):
 
     def message(self, ex: Exchange, calls: list[tuple[str, str, str]]) -> dict[str, Any]:
         message: dict[str, Any] = {
-            "role": "assistant", "content": self.content, "refusal": self.refusal
+            "role": "assistant",
+            "content": self.content,
+            "refusal": self.refusal,
         }
         if self.reasoning_content is not None:
             message["reasoning_content"] = self.reasoning_content
@@ -149,7 +158,9 @@ class TurnReply(Scripted):
                 continue
             index = self.index_base + i
             first = {
-                "index": index, "id": id, "type": "function",
+                "index": index,
+                "id": id,
+                "type": "function",
                 "function": {"name": name, "arguments": ""},
             }
             yield sse(ex.chunk({"tool_calls": [self.signed(ex, first, i)]}))
@@ -168,7 +179,5 @@ class TurnReply(Scripted):
                 ex.reasoned[id] = self.reasoning_content
         if ex.stream:
             return await write_stream(ex, self.events(ex, calls), coalesce=False)
-        body = ex.completion(
-            [self.message(ex, calls)], self.finish(), self.turnusage(ex, calls)
-        )
+        body = ex.completion([self.message(ex, calls)], self.finish(), self.turnusage(ex, calls))
         return response(ex.request_id, 200, body)

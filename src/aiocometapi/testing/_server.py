@@ -24,7 +24,11 @@ from ._wire import JSON_CONTENT_TYPE, Dropped, error_body, response
 __all__ = ["DEFAULT_MODELS", "MockServer", "run"]
 
 DEFAULT_MODELS = [
-    "gpt-5.4-mini", "o3", "claude-sonnet-4-6", "gemini-3-flash-preview", "deepseek-v3.2"
+    "gpt-5.4-mini",
+    "o3",
+    "claude-sonnet-4-6",
+    "gemini-3-flash-preview",
+    "deepseek-v3.2",
 ]
 
 
@@ -314,10 +318,19 @@ class MockServer:
             omit_tool_call_index: Stream each call whole without ``index``.
             delay: Seconds to wait before answering.
         """
-        self._queue.append(TurnReply(
-            delay, content, list(tool_calls or []), refusal, reasoning_content, finish_reason,
-            usage, tool_call_index_base, omit_tool_call_index,
-        ))
+        self._queue.append(
+            TurnReply(
+                delay,
+                content,
+                list(tool_calls or []),
+                refusal,
+                reasoning_content,
+                finish_reason,
+                usage,
+                tool_call_index_base,
+                omit_tool_call_index,
+            )
+        )
 
     def clear(self) -> None:
         """Forget every scripted reply not yet used."""

@@ -17,8 +17,19 @@ __all__ = [
 ]
 
 _VOCABULARY = (
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
-    "hotel", "india", "juliet", "kilo", "lima", "mike",
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
 )
 
 
@@ -36,7 +47,8 @@ def text_of(content: Any) -> str:
         texts = [
             part["text"]
             for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            if isinstance(part, dict)
+            and part.get("type") == "text"
             and isinstance(part.get("text"), str)
         ]
         return " ".join(texts)

@@ -8,8 +8,12 @@ from aiocometapi import CometAPI as OpenAI
 
 with OpenAI() as client:
     # requests go here
-    print(client.chat.completions.create(
-        model="gpt-5.5", messages=[{"role": "user", "content": "one request"}]
-    ).choices[0].message.content)
+    print(
+        client.chat.completions.create(
+            model="gpt-5.5", messages=[{"role": "user", "content": "one request"}]
+        )
+        .choices[0]
+        .message.content
+    )
 
 # the connections are closed now

@@ -7,13 +7,15 @@ from aiocometapi import CometAPI as OpenAI
 
 client = OpenAI()
 response = client.chat.completions.with_raw_response.create(
-    messages=[{
-        "role": "user",
-        "content": "Reply that this is a test",
-    }],
+    messages=[
+        {
+            "role": "user",
+            "content": "Reply that this is a test",
+        }
+    ],
     model="gpt-5.5",
 )
-print(response.headers.get('X-My-Header'))
+print(response.headers.get("X-My-Header"))
 
 completion = response.parse()  # what chat.completions.create() returns
 print(completion)
