@@ -19,7 +19,7 @@ from ._config import (
 )
 from ._exceptions import ConfigurationError
 from ._prices import Prices
-from ._ratelimit import RateController, RateState
+from ._ratelimit import Budget, RateController, RateState
 from ._requester import Requester
 from ._transport import Transport
 from ._usage import UsageMeter
@@ -246,6 +246,18 @@ class AsyncCometAPI:
     def rate_state(self) -> RateState:
         """The shared rate controller's figures: in flight, limits, 429s seen, waits."""
         return self._rate.state()
+
+    def share_rate_budget(self, budget: Budget) -> None:
+        """Let a budget shared beyond this process decide when this client's requests start.
+
+        For ``aiocometapi.ray``, whose workers share one rate budget across a cluster; the
+        copies made by ``with_options`` (same key) share it too. When the budget is gone the
+        client paces itself again, at the rate the budget last allowed.
+
+        Args:
+            budget: Admits each request before it starts and hears each answer.
+        """
+        self._rate.share(budget)
 
     def pool_state(self) -> PoolState:
         """The connection pool's figures: connections in use, idle, and the limit.

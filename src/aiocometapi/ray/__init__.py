@@ -79,7 +79,7 @@ def _check_positive(name: str, value: float | None, *, integer: bool = False) ->
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 
-def _plan(
+def plan(
     dataset: ray.data.Dataset,
     spec_options: dict[str, Any],
     *,
@@ -203,7 +203,7 @@ def chat_completions(
         field_columns(response_format, [name for name, _ in ANSWER_COLUMNS])
     if not callable(request) and not isinstance(request, str):
         raise TypeError(f"request must be a column name or a function, got {request!r}")
-    planned, _ = _plan(
+    planned, _ = plan(
         dataset,
         {
             "request": request,

@@ -25,14 +25,12 @@ import pyarrow as pa
 import ray
 import ray.data
 
-# The batch runner's pieces: the input checks, the answer line, the locked output and the
-# summary (the only names this module takes from it).
-from .._batch import _check_paths
-from .._batch_files import BatchError, _answer_line, _input_lines, _Malformed, _Output, _parse
-from .._batch_report import BatchSummary, _progress_text, _Reporter, _summary_text
 from .._fanout import FanOutResult
+from ..batch.input import Input, read_lines
+from ..batch.output import Output, answer_line, check_output
+from ..batch.report import BatchError, BatchSummary, Reporter, progress_text, summary_text
 from ..types import ChatCompletion
-from . import DEFAULT_TASKS_PER_WORKER, _plan
+from . import DEFAULT_TASKS_PER_WORKER, plan
 from ._worker import Worker
 
 __all__ = ["answer_on_ray", "main", "run_batch"]
@@ -58,7 +56,7 @@ class _BatchWorker(Worker):
             error = result if isinstance(result, Exception) else None
             if completion is None and error is None:  # a BaseException that is not an Exception
                 error = RuntimeError(f"{type(result).__name__}: {result}")
-            line, failure = _answer_line(
+            line, failure = answer_line(
                 row["custom_id"],
                 FanOutResult(0, {}, completion, error, attempts=0, latency=0.0),
             )
@@ -97,7 +95,7 @@ def answer_on_ray(
         {"custom_id": custom_id, "request": _encode(params).decode()}
         for custom_id, params in pending
     ]
-    planned, coordinator = _plan(
+    planned, coordinator = plan(
         ray.data.from_items(items),
         {
             "request": "request",
@@ -134,32 +132,29 @@ def answer_on_ray(
 
 
 def _pending(
-    input_path: str,
+    source: Input,
     done: dict[str, bool],
     summary: BatchSummary,
-    reporter: _Reporter,
+    reporter: Reporter,
     *,
     strict: bool,
     default_model: str | None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The lines not yet answered; malformed ones are reported (and stop all with ``strict``)."""
     pending: list[tuple[str, dict[str, Any]]] = []
-    seen: dict[str, int] = {}
-    for number, raw in _input_lines(input_path):
+    for line in read_lines(source, default_model):
         summary.total += 1
-        try:
-            custom_id, params = _parse(raw, default_model)
-            if custom_id in seen:
-                raise _Malformed(f"custom_id {custom_id!r:.80} repeats line {seen[custom_id]}")
-        except _Malformed as exc:
+        if line.problem is not None:
             summary.malformed += 1
             if summary.malformed <= _MAX_WARNINGS:
-                reporter.warn(f"{input_path}:{number}: {exc}{'' if strict else '; line skipped'}")
+                action = "" if strict else "; line skipped"
+                reporter.warn(f"{source.name}:{line.number}: {line.problem}{action}")
+            elif summary.malformed == _MAX_WARNINGS + 1:
+                reporter.warn("more malformed lines: counted, not shown")
             continue
-        seen[custom_id] = number
-        answered = done.get(custom_id)
+        answered = done.get(line.custom_id)
         if answered is None:
-            pending.append((custom_id, params))
+            pending.append((line.custom_id, line.params))
         else:
             summary.skipped += 1
             summary.skipped_failed += not answered
@@ -197,12 +192,17 @@ def run_batch(
     Raises:
         BatchError: the files cannot be used, or (``strict``) an input line is malformed.
     """
-    _check_paths(input_path, output_path)
+    check_output(input_path, output_path)
     secret = os.environ.get("COMETAPI_KEY", "").strip()
     redact = (secret,) if len(secret) >= 8 else ()
-    reporter = _Reporter(stderr if stderr is not None else sys.stderr, progress, redact)
-    summary = BatchSummary(input_path, output_path)
-    output = _Output(output_path, reporter.warn, retry_failed=retry_failed)
+    reporter = Reporter(stderr if stderr is not None else sys.stderr, progress, redact)
+    source = Input(input_path)
+    summary = BatchSummary(source.name, output_path)
+    try:
+        output = Output(output_path, reporter.warn, retry_failed=retry_failed)
+    except BaseException:
+        source.close()
+        raise
     started = time.monotonic()
     shown = [started]
     lock = threading.Lock()
@@ -221,11 +221,11 @@ def run_batch(
             summary.elapsed = now - started
             if reporter.progress_enabled and now - shown[0] >= (0.25 if reporter.tty else 5.0):
                 shown[0] = now
-                reporter.progress(_progress_text(summary))
+                reporter.progress(progress_text(summary))
 
     try:
         pending = _pending(
-            input_path, output.done, summary, reporter, strict=strict,
+            source, output.done, summary, reporter, strict=strict,
             default_model=default_model,
         )
         if pending:
@@ -247,8 +247,9 @@ def run_batch(
         raise
     finally:
         output.close()
+        source.close()
         summary.elapsed = time.monotonic() - started
-        reporter.line(_summary_text(summary))
+        reporter.line(summary_text(summary))
     return summary
 
 

@@ -100,7 +100,7 @@ class Worker:
                 ) from None
             if spec.coordinator is not None:
                 budget = ClusterBudget(spec.coordinator, concurrency=spec.concurrency)
-                client._rate.share(budget)
+                client.share_rate_budget(budget)
             self._client, self._gate = client, asyncio.Semaphore(spec.concurrency)
         return self._client, self._gate
 

@@ -1,4 +1,5 @@
-"""The rate controller's extension point for a budget shared beyond the process (no Ray needed)."""
+"""The rate controller's extension point for a budget shared beyond the process (no Ray
+needed), and the client's hook that hands it a budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import anyio
 import pytest
 
+from aiocometapi import AsyncCometAPI
 from aiocometapi._ratelimit import RateController
+from aiocometapi.testing import MockServer
 
 pytestmark = pytest.mark.anyio
 
@@ -91,6 +94,32 @@ async def test_the_client_paces_alone_at_the_last_pace_once_the_budget_is_gone()
     assert rate.state().rate_limit == pytest.approx(20.0, abs=0.5)
     assert elapsed >= 4 / 21  # five starts at 20/s take at least four gaps
     assert budget.admitted == 0 and budget.heard == []
+
+
+async def test_a_client_given_a_shared_budget_waits_for_it_and_reports_each_answer(
+    client: AsyncCometAPI, server: MockServer
+) -> None:
+    """``share_rate_budget`` makes the client's requests, its ``with_options`` copies' too,
+    wait for the budget's admission, and the budget hears every answer."""
+    budget = FakeBudget()
+    client.share_rate_budget(budget)
+    copy = client.with_options(timeout=30)
+    messages = [{"role": "user", "content": "hello"}]
+    answers: list[str | None] = []
+
+    async def ask(sender: AsyncCometAPI) -> None:
+        completion = await sender.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        answers.append(completion.choices[0].message.content)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, client)
+        group.start_soon(ask, copy)
+        await anyio.sleep(0.2)
+        assert answers == [] and len(server.requests) == 0
+        budget.open.set()
+    assert len(answers) == 2 and len(server.requests) == 2
+    assert budget.admitted == 2
+    assert [answer["status"] for answer in budget.heard] == [200, 200]
 
 
 def test_import_aiocometapi_never_imports_ray() -> None:

@@ -4,6 +4,7 @@ against the project's local server, capacity limits and faults included."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -378,3 +379,70 @@ def test_batch_file_on_ray_then_resumed(
     sent = len(server.requests)
     assert cli.main(args) == 0
     assert len(server.requests) == sent
+
+
+def test_batch_on_ray_skips_malformed_lines_and_strict_sends_nothing(
+    serve: Callable[..., MockServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad lines (broken JSON, a repeated custom_id) are reported by line number and skipped;
+    with ``--strict`` nothing is sent and no output file is left behind."""
+    server = serve()
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = batch_lines(3).splitlines(keepends=True)
+    source.write_text(lines[0] + "{not json\n" + lines[1] + lines[0] + lines[2])
+    args = ["batch", str(source), "-o", str(output), "--ray", "--base-url", server.url, "-q"]
+    assert cli.main([*args, "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}:2: not valid JSON" in err
+    assert f"{source}:4: custom_id 'req-0' repeats line 1" in err
+    assert "nothing was sent" in err
+    assert len(server.requests) == 0 and not output.exists()
+    assert cli.main(args) == 1  # the malformed lines count as not answered
+    err = capsys.readouterr().err
+    assert "line skipped" in err and "malformed  2" in err
+    answers = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(a["custom_id"] for a in answers) == ["req-0", "req-1", "req-2"]
+    assert len(server.requests) == 3
+
+
+def test_batch_on_ray_stopped_by_sigterm_keeps_its_answers_and_a_rerun_finishes(
+    serve: Callable[..., MockServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM mid-run stops ``batch --ray`` with status 143, the answers already written are
+    kept whole, and a rerun answers the rest, each ``custom_id`` once."""
+    server = serve(latency=0.05)
+    count = 300
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(batch_lines(count))
+    args = ["batch", str(source), "-o", str(output), "--ray", "-c", "1",
+            "--base-url", server.url, "-q"]  # fmt: skip
+
+    def some_written() -> bool:
+        return output.exists() and output.read_bytes().count(b"\n") >= 5
+
+    status = run_beside(
+        lambda: cli.main(args), some_written, lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
+    assert status == 143
+    assert "SIGTERM: stopping; answers written so far are kept" in capsys.readouterr().err
+    kept = [json.loads(line) for line in output.read_text().splitlines()]
+    assert 5 <= len(kept) < count
+    assert len({a["custom_id"] for a in kept}) == len(kept)
+    assert cli.main(args) == 0
+    answers = [json.loads(line) for line in output.read_text().splitlines()]
+    assert Counter(a["custom_id"] for a in answers) == Counter(f"req-{i}" for i in range(count))
+
+
+def test_batch_on_ray_reads_its_input_from_standard_input(
+    serve: Callable[..., MockServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``aiocometapi batch - --ray`` answers the lines piped to it, as without Ray."""
+    server = serve()
+    output = tmp_path / "out.jsonl"
+    piped = io.TextIOWrapper(io.BytesIO(batch_lines(4).encode()))
+    monkeypatch.setattr(sys, "stdin", piped)
+    args = ["batch", "-", "-o", str(output), "--ray", "--base-url", server.url, "-q"]
+    assert cli.main(args) == 0
+    answers = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(a["custom_id"] for a in answers) == [f"req-{i}" for i in range(4)]
+    assert len(server.requests) == 4
