@@ -226,9 +226,7 @@ class AsyncCometAPI:
                 )
                 meter = UsageMeter(prices=self.usage.prices)
             auth = {"Authorization": f"Bearer {key}"}
-            config = replace(
-                config.with_headers(auth), api_key=key, base_url=url
-            )
+            config = replace(config.with_headers(auth), api_key=key, base_url=url)
         config = config.with_headers(default_headers)
         if timeout is not None:
             config = replace(config, timeout=Timeout.of(timeout))

@@ -29,6 +29,7 @@ __all__ = [
     "family_of",
     "streams_usage",
     "warn_once_context",
+    "warn_once_here",
 ]
 
 Mode = Literal["warn", "strict", "adapt", "off"]
@@ -416,6 +417,12 @@ def check_mode(mode: object) -> Mode:
 _warned: contextvars.ContextVar[set[tuple[str, str]] | None] = contextvars.ContextVar(
     "aiocometapi_compat_warned", default=None
 )
+
+
+def warn_once_here(seen: set[tuple[str, str]]) -> None:
+    """From now on in this context, each (parameter, family) in ``seen`` or added to it warns
+    once only (a Ray worker keeps one set across its batches)."""
+    _warned.set(seen)
 
 
 def warn_once_context() -> contextvars.Context:

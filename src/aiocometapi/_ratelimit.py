@@ -25,7 +25,7 @@ import anyio
 
 from . import _retry
 
-__all__ = ["Budget", "RateController", "RateState"]
+__all__ = ["Budget", "RateController", "RateState", "TokenBucket"]
 
 _WINDOW = 1.0
 _RATE_STEP = 0.05
@@ -82,7 +82,7 @@ class Budget(Protocol):
         ...
 
 
-class _Bucket:
+class TokenBucket:
     """A token bucket refilled continuously: ``per_minute`` with a burst of ten seconds' worth."""
 
     __slots__ = ("capacity", "level", "per_second", "updated")
@@ -120,8 +120,8 @@ class RateController:
         ):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        self._requests = _Bucket(requests_per_minute) if requests_per_minute else None
-        self._tokens = _Bucket(tokens_per_minute) if tokens_per_minute else None
+        self._requests = TokenBucket(requests_per_minute) if requests_per_minute else None
+        self._tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
         self.in_flight = 0
         self.rate_limited = 0
         self.waits = 0

@@ -67,29 +67,33 @@ def _parser() -> argparse.ArgumentParser:
             "--mock", action="store_true", help="run against the built-in local server (no key)"
         )
         sub.add_argument(
-            "--api-key", metavar="KEY",
+            "--api-key",
+            metavar="KEY",
             help="the API key (default: $COMETAPI_KEY, which keeps it out of the process list)",
         )
         sub.add_argument("--base-url", help="API base URL (default: $COMETAPI_BASE_URL)")
         sub.add_argument("--timeout", type=float, help="seconds before giving up on a request")
-        sub.add_argument(
-            "--max-retries", type=int, help="retries after a failed try (default 4)"
-        )
+        sub.add_argument("--max-retries", type=int, help="retries after a failed try (default 4)")
         if compat:
             sub.add_argument(
-                "--compat", choices=get_args(Mode), default="warn",
+                "--compat",
+                choices=get_args(Mode),
+                default="warn",
                 help="parameters a model family takes differently: warn and send them (default), "
                 "refuse them (strict), rewrite them (adapt), or send them unchecked (off)",
             )
 
     chat = commands.add_parser(
-        "chat", help="send a prompt and print the reply",
+        "chat",
+        help="send a prompt and print the reply",
         description="Send a prompt and print the reply. Without a prompt, an interactive chat "
         "that keeps the conversation; /quit, /exit, quit, exit or Ctrl-D leave it.",
     )
     chat.add_argument("prompt", nargs="?", help="the prompt; without it, an interactive chat")
     chat.add_argument(
-        "-m", "--model", default=os.environ.get("COMETAPI_MODEL", DEFAULT_MODEL),
+        "-m",
+        "--model",
+        default=os.environ.get("COMETAPI_MODEL", DEFAULT_MODEL),
         help=f"model id (default: $COMETAPI_MODEL or {DEFAULT_MODEL})",
     )
     chat.add_argument("--system", help="a system message to start the conversation with")
@@ -97,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         "--no-stream", action="store_true", help="wait for the whole reply instead of streaming"
     )
     chat.add_argument(
-        "--usage", action="store_true",
+        "--usage",
+        action="store_true",
         help="print the tokens (and, with --prices, the cost) of each answer on stderr",
     )
     chat.add_argument(
@@ -118,11 +123,15 @@ def _parser() -> argparse.ArgumentParser:
         "request failed alike: a refused key, an unreachable host), 130 interrupted.",
     )
     batch.add_argument(
-        "input", metavar="INPUT.jsonl",
+        "input",
+        metavar="INPUT.jsonl",
         help="custom_id/method/url/body lines; - reads them from standard input",
     )
     batch.add_argument(
-        "-o", "--output", required=True, metavar="OUTPUT.jsonl",
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT.jsonl",
         help="answers are appended here; a rerun skips the custom_ids it already holds",
     )
     batch.add_argument(
@@ -132,33 +141,44 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--tpm", type=float, help="at most N tokens per minute (estimated)")
     batch.add_argument("-m", "--model", help="model for lines whose body names none")
     batch.add_argument(
-        "--strict", action="store_true",
+        "--strict",
+        action="store_true",
         help="check every line first; a malformed one stops the run (default: skip it)",
     )
     batch.add_argument(
-        "--retry-failed", action="store_true",
+        "--retry-failed",
+        action="store_true",
         help="send again the lines whose answers in OUTPUT failed, replacing those answers",
     )
     batch.add_argument(
-        "--keep-going", action="store_true",
+        "--keep-going",
+        action="store_true",
         help="send every line even when the answers show that all fail alike (default: stop "
         "after a refused key, an unreachable host, or the same client error on the first 8)",
     )
     batch.add_argument(
-        "--max-tokens-total", type=int, metavar="N",
+        "--max-tokens-total",
+        type=int,
+        metavar="N",
         help="stop sending once the answers' tokens would pass N; a rerun sends the rest",
     )
     batch.add_argument(
-        "--max-cost", type=float, metavar="X",
+        "--max-cost",
+        type=float,
+        metavar="X",
         help="stop sending once the cost at --prices would pass X; a rerun sends the rest",
     )
     batch.add_argument(
-        "--prices", metavar="FILE",
+        "--prices",
+        metavar="FILE",
         help="prices per million tokens, JSON or TOML: cost in progress and summary",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     batch.add_argument(
-        "--ray", nargs="?", const="", metavar="ADDRESS",
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
         help="answer the lines on a Ray cluster (default: $RAY_ADDRESS, else a local Ray; "
         "needs aiocometapi[ray]); -c is then per worker",
     )
@@ -169,7 +189,9 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     server.add_argument(
-        "--port", type=int, default=DEFAULT_PORT,
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
         help="port to listen on; 0 picks a free one (default: %(default)s)",
     )
     server.add_argument(
@@ -185,11 +207,15 @@ def _parser() -> argparse.ArgumentParser:
         "--fail-rate", type=float, default=0.0, help="share answered 500 (default: %(default)s)"
     )
     server.add_argument(
-        "--drop-rate", type=float, default=0.0,
+        "--drop-rate",
+        type=float,
+        default=0.0,
         help="share dropped unanswered (default: %(default)s)",
     )
     server.add_argument(
-        "--latency", type=float, default=0.0,
+        "--latency",
+        type=float,
+        default=0.0,
         help="seconds before each reply (default: %(default)s)",
     )
     server.add_argument(
@@ -267,15 +293,26 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncCometAPI]:
     if args.mock:
         from .testing import MockServer
 
-        async with MockServer() as server, AsyncCometAPI(
-            MOCK_KEY, base_url=server.url, timeout=args.timeout, max_retries=args.max_retries,
-            compat=compat, prices=getattr(args, "prices", None),
-        ) as client:
+        async with (
+            MockServer() as server,
+            AsyncCometAPI(
+                MOCK_KEY,
+                base_url=server.url,
+                timeout=args.timeout,
+                max_retries=args.max_retries,
+                compat=compat,
+                prices=getattr(args, "prices", None),
+            ) as client,
+        ):
             yield client
     else:
         async with AsyncCometAPI(
-            _api_key(args), base_url=args.base_url, timeout=args.timeout,
-            max_retries=args.max_retries, compat=compat, prices=getattr(args, "prices", None),
+            _api_key(args),
+            base_url=args.base_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            compat=compat,
+            prices=getattr(args, "prices", None),
         ) as client:
             yield client
 
@@ -352,9 +389,7 @@ async def _chat(args: argparse.Namespace) -> None:
                 sys.stdout.write(_CHAT_HELP + "\n")
                 continue
             messages.append({"role": "user", "content": prompt})
-            text = await _reply(
-                client, args.model, messages, not args.no_stream, sys.stdout, usage
-            )
+            text = await _reply(client, args.model, messages, not args.no_stream, sys.stdout, usage)
             messages.append({"role": "assistant", "content": text})
 
 
@@ -425,11 +460,20 @@ def _batch(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         return ray_main(
-            args.input, args.output, address=args.ray or None, mock=args.mock,
-            progress=not args.quiet, base_url=args.base_url, timeout=args.timeout,
-            max_retries=args.max_retries, requests_per_minute=args.rpm,
-            tokens_per_minute=args.tpm, concurrency=args.concurrency, strict=args.strict,
-            default_model=args.model, retry_failed=args.retry_failed,
+            args.input,
+            args.output,
+            address=args.ray or None,
+            mock=args.mock,
+            progress=not args.quiet,
+            base_url=args.base_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            requests_per_minute=args.rpm,
+            tokens_per_minute=args.tpm,
+            concurrency=args.concurrency,
+            strict=args.strict,
+            default_model=args.model,
+            retry_failed=args.retry_failed,
         )
     try:
         options = BatchOptions(

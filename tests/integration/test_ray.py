@@ -126,7 +126,10 @@ def test_every_row_is_answered_once_under_a_capacity_limit(
     rows = [{"id": i, "request": prompt(i)} for i in range(150)]
     before = rate_actors()
     out = chat_completions(
-        ray.data.from_items(rows), id_column="id", workers=3, concurrency=16,
+        ray.data.from_items(rows),
+        id_column="id",
+        workers=3,
+        concurrency=16,
         base_url=server.url,
     ).take_all()
     assert sorted(row["id"] for row in out) == list(range(150))
@@ -164,7 +167,10 @@ def test_a_failed_row_is_an_error_row_and_the_job_goes_on(
     out = {
         row["id"]: row
         for row in chat_completions(
-            ray.data.from_items(rows), id_column="id", workers=2, concurrency=4,
+            ray.data.from_items(rows),
+            id_column="id",
+            workers=2,
+            concurrency=4,
             base_url=server.url,
         ).take_all()
     }
@@ -173,7 +179,8 @@ def test_a_failed_row_is_an_error_row_and_the_job_goes_on(
     assert bad_request["type"] == "BadRequestError" and bad_request["status"] == 400
     assert "'n'" in bad_request["message"]
     assert out[7]["error"] == {
-        "type": "TypeError", "status": None,
+        "type": "TypeError",
+        "status": None,
         "message": "create() missing required keyword arguments: model",
     }
     for index in (3, 7):
@@ -186,7 +193,10 @@ def test_on_error_raise_fails_the_job(serve: Callable[..., MockServer]) -> None:
     server = serve()
     rows = [{"request": prompt(0)}, {"request": {**prompt(1), "n": 0}}]
     planned = chat_completions(
-        ray.data.from_items(rows), workers=1, concurrency=2, base_url=server.url,
+        ray.data.from_items(rows),
+        workers=1,
+        concurrency=2,
+        base_url=server.url,
         on_error="raise",
     )
     with pytest.raises(Exception, match=r"BadRequestError|'n'"):
@@ -201,13 +211,22 @@ def test_request_dicts_of_different_keys_and_request_functions(
     server = serve()
     rows = [
         {"id": 0, "request": {**prompt(0), "temperature": 0.5}},
-        {"id": 1, "request": {**prompt(1), "messages": [
-            {"role": "system", "content": "be brief", "name": "sys"},
-            {"role": "user", "content": "prompt 1"},
-        ]}},
+        {
+            "id": 1,
+            "request": {
+                **prompt(1),
+                "messages": [
+                    {"role": "system", "content": "be brief", "name": "sys"},
+                    {"role": "user", "content": "prompt 1"},
+                ],
+            },
+        },
     ]
     out = chat_completions(
-        ray.data.from_items(rows), id_column="id", workers=1, concurrency=2,
+        ray.data.from_items(rows),
+        id_column="id",
+        workers=1,
+        concurrency=2,
         base_url=server.url,
     ).take_all()
     assert sorted(row["content"] for row in out) == ["Echo: prompt 0", "Echo: prompt 1"]
@@ -230,7 +249,8 @@ def test_request_dicts_of_different_keys_and_request_functions(
         ray.data.from_items(words), request=build, workers=1, base_url=server.url
     ).take_all()
     assert sorted((row["text"], row["content"]) for row in out) == [
-        ("alpha", "Echo: alpha"), ("beta", "Echo: beta"),
+        ("alpha", "Echo: alpha"),
+        ("beta", "Echo: beta"),
     ]
 
 
@@ -245,7 +265,10 @@ def test_structured_output_fields_become_columns(serve: Callable[..., MockServer
     server = serve()
     planned = chat_completions(
         ray.data.from_items([{"request": prompt(i)} for i in range(4)]),
-        workers=1, concurrency=4, base_url=server.url, response_format=Person,
+        workers=1,
+        concurrency=4,
+        base_url=server.url,
+        response_format=Person,
     )
     out = planned.take_all()
     schema = planned.schema()
@@ -277,8 +300,13 @@ def test_a_worker_killed_mid_job_leaves_each_row_answered_once(
 
     rows = [{"id": i} for i in range(120)]
     planned = chat_completions(
-        ray.data.from_items(rows), request=build, id_column="id", workers=3, concurrency=8,
-        batch_size=8, base_url=server.url,
+        ray.data.from_items(rows),
+        request=build,
+        id_column="id",
+        workers=3,
+        concurrency=8,
+        batch_size=8,
+        base_url=server.url,
     )
     killed: list[int] = []
 
@@ -303,7 +331,10 @@ def test_the_rate_actor_killed_mid_job_loses_nothing(serve: Callable[..., MockSe
     before = rate_actors()
     planned = chat_completions(
         ray.data.from_items([{"id": i, "request": prompt(i)} for i in range(200)]),
-        id_column="id", workers=3, concurrency=16, base_url=server.url,
+        id_column="id",
+        workers=3,
+        concurrency=16,
+        base_url=server.url,
     )
     (name,) = rate_actors() - before
 
@@ -324,7 +355,8 @@ def test_the_key_stays_out_of_the_output_and_every_log(
     server = serve(api_key="sk-another-key-the-workers-do-not-have")
     out = chat_completions(
         ray.data.from_items([{"request": prompt(i)} for i in range(3)]),
-        workers=1, base_url=server.url,
+        workers=1,
+        base_url=server.url,
     ).take_all()
     assert all(row["error"]["status"] == 401 for row in out)
     assert FAKE_KEY not in repr(out)
@@ -333,7 +365,8 @@ def test_the_key_stays_out_of_the_output_and_every_log(
     logs = Path("/tmp/ray/session_latest/logs")
     assert logs.is_dir()
     found = [
-        str(path) for path in logs.rglob("*")
+        str(path)
+        for path in logs.rglob("*")
         if path.is_file() and FAKE_KEY.encode() in path.read_bytes()
     ]
     assert found == []
@@ -344,15 +377,20 @@ def test_the_key_stays_out_of_the_output_and_every_log(
 
 def batch_lines(count: int) -> str:
     return "".join(
-        json.dumps({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
-                    "body": prompt(i)}) + "\n"
+        json.dumps(
+            {
+                "custom_id": f"req-{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": prompt(i),
+            }
+        )
+        + "\n"
         for i in range(count)
     )
 
 
-def test_batch_file_on_ray_then_resumed(
-    serve: Callable[..., MockServer], tmp_path: Path
-) -> None:
+def test_batch_file_on_ray_then_resumed(serve: Callable[..., MockServer], tmp_path: Path) -> None:
     """``aiocometapi batch FILE --ray`` answers every line once in the Batch output format; a
     rerun after an interruption sends only the lines not yet answered."""
     server = serve(rps_limit=40)

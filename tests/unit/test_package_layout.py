@@ -1,4 +1,4 @@
-"""The batch and test-server packages: modules split by idea, sharing only public names."""
+"""The batch, ray and test-server packages: modules split by idea, sharing only public names."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import aiocometapi
 SOURCE = Path(aiocometapi.__file__).parent
 
 
-@pytest.mark.parametrize("package", ["batch", "testing"])
+@pytest.mark.parametrize("package", ["batch", "ray", "testing"])
 def test_modules_share_no_underscored_names(package: str) -> None:
     """No module of the package imports an underscored name from another module."""
     reached: list[str] = []

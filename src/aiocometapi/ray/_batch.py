@@ -64,12 +64,14 @@ class _BatchWorker(Worker):
             lines.append(line)
             failures.append(failure)
             tokens.append(usage.total_tokens if usage is not None else 0)
-        return pa.table({
-            "custom_id": pa.array([row["custom_id"] for row in rows], pa.string()),
-            "line": pa.array(lines, pa.binary()),
-            "failure": pa.array(failures, pa.string()),
-            "tokens": pa.array(tokens, pa.int64()),
-        })
+        return pa.table(
+            {
+                "custom_id": pa.array([row["custom_id"] for row in rows], pa.string()),
+                "line": pa.array(lines, pa.binary()),
+                "failure": pa.array(failures, pa.string()),
+                "tokens": pa.array(tokens, pa.int64()),
+            }
+        )
 
 
 def answer_on_ray(
@@ -120,7 +122,10 @@ def answer_on_ray(
     for block in planned.iter_batches(batch_format="pyarrow", batch_size=None):
         columns = cast(pa.Table, block).to_pydict()
         for custom_id, line, failure, tokens in zip(
-            columns["custom_id"], columns["line"], columns["failure"], columns["tokens"],
+            columns["custom_id"],
+            columns["line"],
+            columns["failure"],
+            columns["tokens"],
             strict=True,
         ):
             write(custom_id, line, failure, tokens)
@@ -225,15 +230,24 @@ def run_batch(
 
     try:
         pending = _pending(
-            source, output.done, summary, reporter, strict=strict,
+            source,
+            output.done,
+            summary,
+            reporter,
+            strict=strict,
             default_model=default_model,
         )
         if pending:
             with _signals():
                 state = answer_on_ray(
-                    pending, write, workers=workers, concurrency=concurrency,
+                    pending,
+                    write,
+                    workers=workers,
+                    concurrency=concurrency,
                     requests_per_minute=requests_per_minute,
-                    tokens_per_minute=tokens_per_minute, base_url=base_url, timeout=timeout,
+                    tokens_per_minute=tokens_per_minute,
+                    base_url=base_url,
+                    timeout=timeout,
                     max_retries=max_retries,
                 )
             summary.rate_limited = int(state.get("rate_limited", 0))

@@ -37,9 +37,7 @@ _WINDOW = 1.0
 class _RateActor:
     """The Ray actor around a ``Coordinator``: async methods, so that they all run on one loop."""
 
-    def __init__(
-        self, requests_per_minute: float | None, tokens_per_minute: float | None
-    ) -> None:
+    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None) -> None:
         self._coordinator = Coordinator(
             requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
         )
@@ -57,9 +55,7 @@ class _RateActor:
         return self._coordinator.state()
 
 
-def start_coordinator(
-    *, requests_per_minute: float | None, tokens_per_minute: float | None
-) -> Any:
+def start_coordinator(*, requests_per_minute: float | None, tokens_per_minute: float | None) -> Any:
     """Start the named coordinator actor (``aiocometapi-rate-<hex>``) and return its handle.
 
     It takes no CPU, is not restarted (workers go on with local control instead) and lives as
@@ -67,9 +63,9 @@ def start_coordinator(
     """
     name = ACTOR_PREFIX + uuid.uuid4().hex[:12]
     actor_class = ray.remote(_RateActor)
-    return actor_class.options(
-        name=name, num_cpus=0, max_restarts=0, max_concurrency=1000
-    ).remote(requests_per_minute, tokens_per_minute)
+    return actor_class.options(name=name, num_cpus=0, max_restarts=0, max_concurrency=1000).remote(
+        requests_per_minute, tokens_per_minute
+    )
 
 
 @dataclass(slots=True)

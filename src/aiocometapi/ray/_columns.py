@@ -17,14 +17,21 @@ from .._exceptions import APIStatusError, CometAPIError
 from ..types import ChatCompletion
 
 __all__ = [
-    "ANSWER_COLUMNS", "Column", "answer_values", "error_row", "error_value", "field_columns",
+    "ANSWER_COLUMNS",
+    "Column",
+    "answer_values",
+    "error_row",
+    "error_value",
+    "field_columns",
 ]
 
-_TOOL_CALL = pa.struct([
-    ("id", pa.string()),
-    ("type", pa.string()),
-    ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
-])
+_TOOL_CALL = pa.struct(
+    [
+        ("id", pa.string()),
+        ("type", pa.string()),
+        ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+    ]
+)
 ERROR_TYPE = pa.struct([("type", pa.string()), ("status", pa.int64()), ("message", pa.string())])
 
 ANSWER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -127,11 +134,20 @@ def _arrow(info: msgspec.inspect.Type) -> pa.DataType | None:
         return pa.int64()
     if isinstance(info, inspect.FloatType):
         return pa.float64()
-    if isinstance(info, (inspect.DateTimeType, inspect.DateType, inspect.TimeType,
-                         inspect.UUIDType, inspect.DecimalType)):
+    if isinstance(
+        info,
+        (
+            inspect.DateTimeType,
+            inspect.DateType,
+            inspect.TimeType,
+            inspect.UUIDType,
+            inspect.DecimalType,
+        ),
+    ):
         return pa.string()
-    if isinstance(info, (inspect.ListType, inspect.VarTupleType, inspect.SetType,
-                         inspect.FrozenSetType)):
+    if isinstance(
+        info, (inspect.ListType, inspect.VarTupleType, inspect.SetType, inspect.FrozenSetType)
+    ):
         item = _arrow(info.item_type)
         return None if item is None else pa.list_(item)
     if isinstance(info, (inspect.StructType, inspect.DataclassType, inspect.TypedDictType)):
@@ -144,7 +160,8 @@ def _arrow(info: msgspec.inspect.Type) -> pa.DataType | None:
         return pa.struct(fields)
     if isinstance(info, (inspect.LiteralType, inspect.EnumType)):
         values = (
-            info.values if isinstance(info, inspect.LiteralType)
+            info.values
+            if isinstance(info, inspect.LiteralType)
             else [member.value for member in info.cls]
         )
         if all(isinstance(v, str) for v in values):
@@ -167,8 +184,10 @@ def field_columns(response_format: Any, taken: Sequence[str]) -> list[Column]:
         ValueError: a field is named as one of the ``taken`` columns.
     """
     info = msgspec.inspect.type_info(response_format)
-    if not isinstance(info, (msgspec.inspect.StructType, msgspec.inspect.DataclassType,
-                             msgspec.inspect.TypedDictType)):
+    if not isinstance(
+        info,
+        (msgspec.inspect.StructType, msgspec.inspect.DataclassType, msgspec.inspect.TypedDictType),
+    ):
         raise TypeError(
             f"response_format must be a msgspec Struct, dataclass or TypedDict, "
             f"got {response_format!r}"

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from .._ratelimit import _Bucket
+from .._ratelimit import TokenBucket
 
 __all__ = ["ACTIVE_WINDOW", "BLOCK_SECONDS", "Coordinator", "Grant", "Report"]
 
@@ -116,8 +116,8 @@ class Coordinator:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
     ) -> None:
-        self._requests = _Bucket(requests_per_minute) if requests_per_minute else None
-        self._tokens = _Bucket(tokens_per_minute) if tokens_per_minute else None
+        self._requests = TokenBucket(requests_per_minute) if requests_per_minute else None
+        self._tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
         self._cap = requests_per_minute / 60.0 if requests_per_minute else math.inf
         self._rate = math.inf
         self._floor = 0.0

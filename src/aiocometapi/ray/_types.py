@@ -50,8 +50,20 @@ class _Meta:
 
 
 _META_FIELDS = (
-    "gt", "ge", "lt", "le", "multiple_of", "pattern", "min_length", "max_length", "tz",
-    "title", "description", "examples", "extra_json_schema", "extra",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "multiple_of",
+    "pattern",
+    "min_length",
+    "max_length",
+    "tz",
+    "title",
+    "description",
+    "examples",
+    "extra_json_schema",
+    "extra",
 )
 
 
@@ -66,7 +78,8 @@ def portable(tp: Any) -> Any:
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         config = tp.__struct_config__
         options = (
-            ("tag", config.tag), ("tag_field", config.tag_field),
+            ("tag", config.tag),
+            ("tag_field", config.tag_field),
             ("array_like", config.array_like),
             ("forbid_unknown_fields", config.forbid_unknown_fields),
         )
@@ -77,34 +90,55 @@ def portable(tp: Any) -> Any:
         return _Struct(tp.__name__, fields, options)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp, include_extras=True)
-        return _Struct(tp.__name__, tuple(
-            (
-                f.name, f.name, portable(hints[f.name]),
-                msgspec.NODEFAULT if f.default is dataclasses.MISSING else f.default,
-                (msgspec.NODEFAULT if f.default_factory is dataclasses.MISSING
-                 else f.default_factory),
-            )
-            for f in dataclasses.fields(tp)
-        ), ())
+        return _Struct(
+            tp.__name__,
+            tuple(
+                (
+                    f.name,
+                    f.name,
+                    portable(hints[f.name]),
+                    msgspec.NODEFAULT if f.default is dataclasses.MISSING else f.default,
+                    (
+                        msgspec.NODEFAULT
+                        if f.default_factory is dataclasses.MISSING
+                        else f.default_factory
+                    ),
+                )
+                for f in dataclasses.fields(tp)
+            ),
+            (),
+        )
     if typing.is_typeddict(tp):
         hints = typing.get_type_hints(tp, include_extras=True)
         required = tp.__required_keys__
-        return _Struct(tp.__name__, tuple(
-            (name, name, portable(hint), msgspec.NODEFAULT, msgspec.NODEFAULT)
-            if name in required
-            else (name, name, portable(_or_unset(hint)), msgspec.UNSET, msgspec.NODEFAULT)
-            for name, hint in hints.items()
-        ), ())
+        return _Struct(
+            tp.__name__,
+            tuple(
+                (name, name, portable(hint), msgspec.NODEFAULT, msgspec.NODEFAULT)
+                if name in required
+                else (name, name, portable(_or_unset(hint)), msgspec.UNSET, msgspec.NODEFAULT)
+                for name, hint in hints.items()
+            ),
+            (),
+        )
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         inner, *metadata = typing.get_args(tp)
-        return _Annotated(portable(inner), tuple(
-            _Meta(tuple(
-                (name, getattr(item, name)) for name in _META_FIELDS
-                if getattr(item, name, None) is not None
-            )) if isinstance(item, msgspec.Meta) else item
-            for item in metadata
-        ))
+        return _Annotated(
+            portable(inner),
+            tuple(
+                _Meta(
+                    tuple(
+                        (name, getattr(item, name))
+                        for name in _META_FIELDS
+                        if getattr(item, name, None) is not None
+                    )
+                )
+                if isinstance(item, msgspec.Meta)
+                else item
+                for item in metadata
+            ),
+        )
     if origin is None or origin is typing.Literal:
         return _Plain(tp)
     return _Generic(origin, tuple(portable(arg) for arg in typing.get_args(tp)))
@@ -120,10 +154,13 @@ def rebuild(recipe: Any) -> Any:
     if isinstance(recipe, _Plain):
         return recipe.type
     if isinstance(recipe, _Annotated):
-        arguments = (rebuild(recipe.inner), *(
-            msgspec.Meta(**dict(item.kwargs)) if isinstance(item, _Meta) else item
-            for item in recipe.metadata
-        ))
+        arguments = (
+            rebuild(recipe.inner),
+            *(
+                msgspec.Meta(**dict(item.kwargs)) if isinstance(item, _Meta) else item
+                for item in recipe.metadata
+            ),
+        )
         return typing.Annotated[arguments]
     if isinstance(recipe, _Generic):
         args = tuple(rebuild(arg) for arg in recipe.args)

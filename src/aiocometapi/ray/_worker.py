@@ -19,7 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from .._client import AsyncCometAPI
-from .._compat import _warned
+from .._compat import warn_once_here
 from .._exceptions import ConfigurationError
 from ..types import ChatCompletion, ParsedChatCompletion
 from ._budget import ClusterBudget
@@ -154,7 +154,7 @@ class Worker:
             job if isinstance(job, BaseException) else None for job in jobs
         ]
         # A compat warning comes once per (parameter, model family) per worker, not per row.
-        _warned.set(self._warned)
+        warn_once_here(self._warned)
 
         async def one(index: int, params: dict[str, Any]) -> None:
             async with gate:
