@@ -6,6 +6,7 @@ from ._compat import CompatibilityWarning
 from ._config import RetryPolicy, Timeout
 from ._exceptions import (
     APIConnectionError,
+    APIError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
@@ -57,6 +58,7 @@ _setup_logging()
 
 __all__ = [
     "APIConnectionError",
+    "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",

@@ -6,24 +6,25 @@
     ├── ConfigurationError          bad client set-up: no key, bad base URL, bad header
     ├── ClientClosedError           a call on a client after aclose()
     ├── CompatibilityError          compat="strict": a parameter the model family does not take
-    ├── APIConnectionError          the request did not get an answer
-    │   └── APITimeoutError         ... because a clock ran out (``which`` names it)
-    ├── APIStatusError              the server answered with an error status
-    │   ├── BadRequestError             400
-    │   ├── AuthenticationError         401
-    │   ├── PermissionDeniedError       403
-    │   ├── NotFoundError               404
-    │   ├── ConflictError               409
-    │   ├── UnprocessableEntityError    422
-    │   ├── RateLimitError              429
-    │   └── InternalServerError         5xx
-    ├── APIResponseValidationError  a 2xx body that is not the expected JSON
+    ├── APIError                    a call to the API went wrong (``openai.APIError``'s place)
+    │   ├── APIConnectionError          the request did not get an answer
+    │   │   └── APITimeoutError         ... because a clock ran out (``which`` names it)
+    │   ├── APIStatusError              the server answered with an error status
+    │   │   ├── BadRequestError             400
+    │   │   ├── AuthenticationError         401
+    │   │   ├── PermissionDeniedError       403
+    │   │   ├── NotFoundError               404
+    │   │   ├── ConflictError               409
+    │   │   ├── UnprocessableEntityError    422
+    │   │   ├── RateLimitError              429
+    │   │   └── InternalServerError         5xx
+    │   ├── APIResponseValidationError  a 2xx body that is not the expected JSON
+    │   └── StreamError                 an error inside a stream (error event, bad chunk)
+    │       └── IncompleteStreamError   the stream ended early; ``partial`` holds what came
     ├── ContentParseError           parse(): the answer does not fit the requested type
     ├── ToolCallError               a tool call names no tool that was given
     │   └── ToolArgumentsError      ... or its arguments do not fit the function's parameters
-    ├── MaxTurnsExceededError       run_tools(): the model still called tools at ``max_turns``
-    └── StreamError                 an error inside a stream (error event, bad chunk)
-        └── IncompleteStreamError   the stream ended before ``[DONE]``; ``partial`` holds what came
+    └── MaxTurnsExceededError       run_tools(): the model still called tools at ``max_turns``
 
 Foreign exceptions (aiohttp, msgspec, asyncio timeouts) are converted where they arise and
 chained with ``from``; none escapes to the caller.
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIConnectionError",
+    "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
@@ -101,6 +103,16 @@ class CometAPIError(Exception):
         return self.message
 
 
+class APIError(CometAPIError):
+    """Base of the errors about a call to the API: no answer, an error status, an answer that is
+    not what the API promises, or an error inside a stream. It takes the place of
+    ``openai.APIError``, so code that catches that name keeps working.
+
+    Args:
+        message: What went wrong.
+    """
+
+
 class ConfigurationError(CometAPIError, ValueError):
     """The client cannot be built as asked (no API key, a malformed base URL or header)."""
 
@@ -122,7 +134,7 @@ class CompatibilityError(CometAPIError, ValueError):
     """``compat="strict"``: the request uses a parameter its model family does not accept."""
 
 
-class APIConnectionError(CometAPIError):
+class APIConnectionError(APIError):
     """No usable answer arrived: refused, reset, dropped or otherwise failed connection.
 
     Attributes:
@@ -149,7 +161,7 @@ class APITimeoutError(APIConnectionError):
         self.which = which
 
 
-class APIResponseValidationError(CometAPIError):
+class APIResponseValidationError(APIError):
     """A successful status whose body is not the JSON the API promises; ``body`` is the raw text.
 
     Attributes:
@@ -168,7 +180,7 @@ class APIResponseValidationError(CometAPIError):
         self.request_id = request_id
 
 
-class APIStatusError(CometAPIError):
+class APIStatusError(APIError):
     """The server answered with an error status (4xx or 5xx, or an unexpected 3xx).
 
     A subclass names the status where there is one (``RateLimitError`` for 429, ...).
@@ -262,7 +274,7 @@ def status_error_class(status: int) -> type[APIStatusError]:
     return _STATUS_CLASSES.get(status, APIStatusError)
 
 
-class StreamError(CometAPIError):
+class StreamError(APIError):
     """An error inside a streamed response: an error event, or a chunk that is not valid JSON.
 
     Attributes:

@@ -68,3 +68,16 @@ def test_error_tree_matches_design() -> None:
         assert issubclass(cls, a.APIStatusError)
     assert issubclass(a.IncompleteStreamError, a.StreamError)
     assert issubclass(a.CompatibilityWarning, Warning)
+
+
+def test_api_error_is_the_base_of_the_api_errors_as_in_openai() -> None:
+    """Code that catches ``openai.APIError`` (``import aiocometapi as openai``) catches every
+    error about an API call, and only those."""
+    import aiocometapi as openai
+
+    for name in ("APIConnectionError", "APITimeoutError", "APIStatusError", "RateLimitError",
+                 "APIResponseValidationError", "StreamError", "IncompleteStreamError"):  # fmt: skip
+        assert issubclass(getattr(openai, name), openai.APIError), name
+    for name in ("ConfigurationError", "ClientClosedError", "CompatibilityError"):
+        assert not issubclass(getattr(openai, name), openai.APIError), name
+    assert issubclass(openai.APIError, openai.CometAPIError)
