@@ -76,7 +76,9 @@ class Budget:
         # What the settled answers were estimated at, and what they used: the correction.
         self._estimated_tokens = self._used_tokens = 0
         self._estimated_cost = self._used_cost = 0.0
-        self._changed = anyio.Event()
+        # Made by the first admit() that waits: the budget may be built outside an event loop
+        # (the sync client builds it in the caller's thread), where anyio 4.1 has no Event.
+        self._changed: anyio.Event | None = None
 
     def _guess(self, request: Mapping[str, Any]) -> tuple[int, float, str | None]:
         """(tokens, cost, why it cannot be priced) for a request, before correction."""
@@ -161,7 +163,8 @@ class Budget:
                 self.cost += spent
                 self._estimated_cost += cost
                 self._used_cost += spent
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
     def stopped(self, reason: str, taken: int) -> BudgetExceededError:
         """The error that says the fan-out stopped at this budget after ``taken`` inputs."""
