@@ -174,18 +174,10 @@ class _MeterCall:
         return model, total
 
     def on_answer(self, completion: ChatCompletion) -> None:
-        # The common path, kept to plain attribute adds (see benchmarks/bench_usage.py).
-        if self._ended:
+        counters = self._end()
+        if counters is None:
             return
-        self._ended = True
-        model, total = self._model, self._total
-        seconds = time.perf_counter() - self._started
-        model.seconds += seconds
-        total.seconds += seconds
-        if self._tries > 1:
-            retries = self._tries - 1
-            model.retries += retries
-            total.retries += retries
+        model, total = counters
         model.answered += 1
         total.answered += 1
         self._add_usage(completion.usage, model, total)
