@@ -215,7 +215,14 @@ class Transport:
         connector = self._session.connector
         # aiohttp has no public counter for these; both attributes exist since aiohttp 3.0.
         in_use = len(getattr(connector, "_acquired", ()))
-        idle = sum(len(v) for v in getattr(connector, "_conns", {}).values())
+        # A pooled connection the server has closed stays listed until the pool next looks
+        # at it: it is not a connection held open, so it does not count.
+        idle = sum(
+            1
+            for waiting in getattr(connector, "_conns", {}).values()
+            for protocol, _ in waiting
+            if protocol.is_connected()
+        )
         return (in_use, idle)
 
     async def aclose(self) -> None:
